@@ -1,0 +1,1 @@
+//! Page-table manipulation (OWNER: kernel-mm helper).
