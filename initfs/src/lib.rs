@@ -136,7 +136,11 @@ impl<'a> Archive<'a> {
         let archive = Archive { image, count };
         for index in 0..count {
             let entry = archive.entry_at(index)?;
-            if archive.iter_checked().take(index).any(|e| e.is_ok_and(|e| e.name == entry.name)) {
+            if archive
+                .iter_checked()
+                .take(index)
+                .any(|e| e.is_ok_and(|e| e.name == entry.name))
+            {
                 return Err(Error::DuplicateName(index));
             }
         }
@@ -195,16 +199,25 @@ impl<'a> Archive<'a> {
         if name.chars().any(|c| c.is_control()) {
             return Err(Error::BadName(index));
         }
-        if data_off % DATA_ALIGN != 0 {
+        if !data_off.is_multiple_of(DATA_ALIGN) {
             return Err(Error::EntryOutOfBounds(index));
         }
         let start = usize::try_from(data_off).map_err(|_| Error::EntryOutOfBounds(index))?;
         let len = usize::try_from(data_len).map_err(|_| Error::EntryOutOfBounds(index))?;
         let data = self
             .image
-            .get(start..start.checked_add(len).ok_or(Error::EntryOutOfBounds(index))?)
+            .get(
+                start
+                    ..start
+                        .checked_add(len)
+                        .ok_or(Error::EntryOutOfBounds(index))?,
+            )
             .ok_or(Error::EntryOutOfBounds(index))?;
-        Ok(Entry { name, data, offset: data_off })
+        Ok(Entry {
+            name,
+            data,
+            offset: data_off,
+        })
     }
 }
 

@@ -99,7 +99,8 @@ mod tests {
     fn sample() -> Vec<u8> {
         let mut b = Builder::new();
         b.add("kernel", vec![0x7f, b'E', b'L', b'F']).unwrap();
-        b.add("servers/serial", (0..10_000u32).map(|i| i as u8).collect()).unwrap();
+        b.add("servers/serial", (0..10_000u32).map(|i| i as u8).collect())
+            .unwrap();
         b.add("empty", Vec::new()).unwrap();
         b.finish()
     }
@@ -160,12 +161,21 @@ mod tests {
     #[test]
     fn builder_rejects_bad_and_duplicate_names() {
         let mut b = Builder::new();
-        assert_eq!(b.add("", vec![]).unwrap_err(), BuildError::BadName(String::new()));
+        assert_eq!(
+            b.add("", vec![]).unwrap_err(),
+            BuildError::BadName(String::new())
+        );
         assert!(matches!(b.add("a\nb", vec![]), Err(BuildError::BadName(_))));
-        assert!(matches!(b.add(&"x".repeat(256), vec![]), Err(BuildError::BadName(_))));
+        assert!(matches!(
+            b.add(&"x".repeat(256), vec![]),
+            Err(BuildError::BadName(_))
+        ));
         b.add("x".repeat(255).as_str(), vec![]).unwrap();
         b.add("a", vec![]).unwrap();
-        assert_eq!(b.add("a", vec![1]).unwrap_err(), BuildError::DuplicateName("a".into()));
+        assert_eq!(
+            b.add("a", vec![1]).unwrap_err(),
+            BuildError::DuplicateName("a".into())
+        );
     }
 
     #[test]
@@ -173,7 +183,10 @@ mod tests {
         let image = sample();
         let total = image.len();
         for cut in 0..total {
-            assert!(Archive::parse(&image[..cut]).is_err(), "prefix {cut} of {total} accepted");
+            assert!(
+                Archive::parse(&image[..cut]).is_err(),
+                "prefix {cut} of {total} accepted"
+            );
         }
     }
 
@@ -185,7 +198,10 @@ mod tests {
         assert_eq!(Archive::parse(&bad).unwrap_err(), Error::BadMagic);
         let mut bad = image.clone();
         bad[8] = 2;
-        assert_eq!(Archive::parse(&bad).unwrap_err(), Error::UnsupportedVersion(2));
+        assert_eq!(
+            Archive::parse(&bad).unwrap_err(),
+            Error::UnsupportedVersion(2)
+        );
         let mut bad = image.clone();
         bad[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(Archive::parse(&bad).unwrap_err(), Error::TooManyEntries);
@@ -204,15 +220,24 @@ mod tests {
         // Data offset far past the end.
         let mut bad = image.clone();
         bad[entry1 + 8..entry1 + 16].copy_from_slice(&(1u64 << 40).to_le_bytes());
-        assert_eq!(Archive::parse(&bad).unwrap_err(), Error::EntryOutOfBounds(1));
+        assert_eq!(
+            Archive::parse(&bad).unwrap_err(),
+            Error::EntryOutOfBounds(1)
+        );
         // Misaligned data offset.
         let mut bad = image.clone();
         bad[entry1 + 8] = 1;
-        assert_eq!(Archive::parse(&bad).unwrap_err(), Error::EntryOutOfBounds(1));
+        assert_eq!(
+            Archive::parse(&bad).unwrap_err(),
+            Error::EntryOutOfBounds(1)
+        );
         // Length that overflows when added to the offset.
         let mut bad = image.clone();
         bad[entry1 + 16..entry1 + 24].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert_eq!(Archive::parse(&bad).unwrap_err(), Error::EntryOutOfBounds(1));
+        assert_eq!(
+            Archive::parse(&bad).unwrap_err(),
+            Error::EntryOutOfBounds(1)
+        );
         // Zero-length name.
         let mut bad = image.clone();
         bad[entry1 + 4..entry1 + 8].copy_from_slice(&0u32.to_le_bytes());
@@ -240,7 +265,11 @@ mod tests {
                 let at = (rng.next() % 256) as usize % bad.len();
                 bad[at] = rng.next() as u8;
             }
-            let cut = if rng.next() % 4 == 0 { (rng.next() as usize) % bad.len() } else { bad.len() };
+            let cut = if rng.next().is_multiple_of(4) {
+                (rng.next() as usize) % bad.len()
+            } else {
+                bad.len()
+            };
             if let Ok(a) = Archive::parse(&bad[..cut]) {
                 for e in a.entries() {
                     // Entries are sub-slices of the image by construction; check they really are.
