@@ -5,4 +5,5 @@
 //! This crate refuses to touch hardware or allocate behind the caller's back.
 #![no_std]
 
+pub mod frame;
 pub mod mem;
