@@ -1,0 +1,39 @@
+//! `cargo xtask check`: rustfmt and clippy (`-D warnings`) for host and target crates.
+
+use crate::Result;
+use crate::artifacts::{TARGET, root};
+use crate::tools::{cargo, run_checked, step};
+
+/// Crates built for the host (tested with `cargo test`).
+const HOST: &[&str] = &["xtask", "hsync-initfs", "hsync-bootcore", "hsync-kcore"];
+/// Crates built for bare metal.
+const BARE: &[&str] = &["hsync-kernel", "hsync-shim", "libhsync", "hsync-initfs"];
+
+/// Runs every check, failing on the first problem.
+pub fn run() -> Result<()> {
+    step("rustfmt --check");
+    run_checked(
+        cargo()
+            .current_dir(root())
+            .args(["fmt", "--all", "--check"]),
+    )?;
+
+    step("clippy (host crates, all targets)");
+    let mut cmd = cargo();
+    cmd.current_dir(root())
+        .args(["clippy", "--all-targets", "--features", "hsync-initfs/std"]);
+    for p in HOST {
+        cmd.args(["-p", p]);
+    }
+    run_checked(cmd.args(["--", "-D", "warnings"]))?;
+
+    step(&format!("clippy ({TARGET} crates)"));
+    let mut cmd = cargo();
+    cmd.current_dir(root()).args(["clippy", "--target", TARGET]);
+    for p in BARE {
+        cmd.args(["-p", p]);
+    }
+    run_checked(cmd.args(["--", "-D", "warnings"]))?;
+    step("check passed");
+    Ok(())
+}

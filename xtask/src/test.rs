@@ -1,0 +1,493 @@
+//! `cargo xtask test`: host unit tests, then in-QEMU suites, then one `N passed, N failed` line.
+//!
+//! Each QEMU suite is one boot. Kernel-side tests report over serial in the ktest wire format
+//! (`[ktest] start|pass|fail|done ...`); boot suites check what a person would look for in the
+//! log. A suite that hangs is stopped by its timeout and counted as failed, never waited on.
+
+use std::process::{ExitCode, Stdio};
+use std::time::Duration;
+
+use crate::Result;
+use crate::artifacts::{self, Artifacts};
+use crate::qemu::{self, Boot, Captured, Machine, Outcome};
+use crate::symbolize::Symbolizer;
+use crate::tools::{cargo, step};
+
+/// Host crates with unit tests (the arch-free logic).
+const HOST_CRATES: &[&str] = &["hsync-initfs", "hsync-bootcore", "hsync-kcore", "xtask"];
+
+/// One test's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    /// `suite::name`.
+    pub name: String,
+    /// Passed or not.
+    pub passed: bool,
+    /// Why it failed.
+    pub detail: String,
+}
+
+impl Case {
+    fn new(name: impl Into<String>, passed: bool, detail: impl Into<String>) -> Self {
+        Case {
+            name: name.into(),
+            passed,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A QEMU suite: a name, how to boot, how long to wait, how to judge the output.
+struct Suite {
+    name: &'static str,
+    timeout_secs: u64,
+    machine: fn() -> Machine,
+    boot: fn(&Artifacts) -> Boot,
+    judge: fn(&str, &Captured) -> Vec<Case>,
+}
+
+fn default_machine() -> Machine {
+    Machine::default()
+}
+
+fn qemu64_machine() -> Machine {
+    Machine {
+        cpu: Some("qemu64".into()),
+        ..Machine::default()
+    }
+}
+
+fn big_machine() -> Machine {
+    Machine {
+        memory_mib: 4096,
+        ..Machine::default()
+    }
+}
+
+const SUITES: &[Suite] = &[
+    Suite {
+        name: "kernel",
+        timeout_secs: 120,
+        machine: default_machine,
+        boot: |a| qemu::system_boot(a, "test"),
+        judge: judge_ktest,
+    },
+    Suite {
+        name: "kernel-qemu64",
+        timeout_secs: 120,
+        machine: qemu64_machine,
+        boot: |a| qemu::system_boot(a, "test"),
+        judge: judge_ktest,
+    },
+    Suite {
+        name: "kernel-4g",
+        timeout_secs: 180,
+        machine: big_machine,
+        boot: |a| qemu::system_boot(a, "test"),
+        judge: judge_ktest,
+    },
+    Suite {
+        name: "boot",
+        timeout_secs: 60,
+        machine: default_machine,
+        boot: |a| qemu::system_boot(a, "poweroff"),
+        judge: judge_boot,
+    },
+    Suite {
+        name: "idle",
+        timeout_secs: 15,
+        machine: default_machine,
+        boot: |a| qemu::system_boot(a, ""),
+        judge: judge_idle,
+    },
+    Suite {
+        name: "panic",
+        timeout_secs: 60,
+        machine: default_machine,
+        boot: |a| qemu::system_boot(a, "test panic-test"),
+        judge: judge_panic,
+    },
+];
+
+/// Runs everything; the exit status is non-zero when anything failed.
+pub fn run(filter: Option<&str>, release: bool) -> Result<ExitCode> {
+    let wanted = |name: &str| filter.is_none_or(|f| name.contains(f));
+    let mut cases = Vec::new();
+
+    let host: Vec<&str> = HOST_CRATES.iter().copied().filter(|c| wanted(c)).collect();
+    if !host.is_empty() {
+        cases.extend(host_tests(&host)?);
+    }
+
+    let suites: Vec<&Suite> = SUITES.iter().filter(|s| wanted(s.name)).collect();
+    if !suites.is_empty() {
+        let artifacts = artifacts::build(release)?;
+        let symbolizer = Symbolizer::new(&artifacts.kernel);
+        for suite in suites {
+            step(&format!("QEMU suite `{}`", suite.name));
+            let cmd = qemu::command(&(suite.machine)(), &(suite.boot)(&artifacts))?;
+            let timeout = Duration::from_secs(suite.timeout_secs);
+            let captured = qemu::run_captured(cmd, &symbolizer, Some(timeout), false, false)?;
+            let results = (suite.judge)(suite.name, &captured);
+            let failed = results.iter().filter(|c| !c.passed).count();
+            eprintln!(
+                "    {} tests, {} failed, {:.1} s, {:?}",
+                results.len(),
+                failed,
+                captured.elapsed.as_secs_f64(),
+                captured.outcome
+            );
+            if failed > 0 {
+                eprintln!(
+                    "---- output of suite `{}` ----\n{}----",
+                    suite.name, captured.output
+                );
+            }
+            cases.extend(results);
+        }
+    }
+
+    let failed: Vec<&Case> = cases.iter().filter(|c| !c.passed).collect();
+    for c in &failed {
+        eprintln!("FAILED {}: {}", c.name, c.detail);
+    }
+    println!(
+        "{} passed, {} failed",
+        cases.len() - failed.len(),
+        failed.len()
+    );
+    Ok(if failed.is_empty() && !cases.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `cargo test` for the host crates; one case per libtest test.
+fn host_tests(crates: &[&str]) -> Result<Vec<Case>> {
+    step(&format!("host tests: {}", crates.join(", ")));
+    let mut cmd = cargo();
+    cmd.current_dir(artifacts::root())
+        .args(["test", "--no-fail-fast"]);
+    for c in crates {
+        cmd.args(["-p", c]);
+    }
+    if crates.contains(&"hsync-initfs") {
+        cmd.args(["--features", "hsync-initfs/std"]);
+    }
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run cargo test: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut cases = parse_libtest(&stdout);
+    if !out.status.success() || cases.iter().any(|c| !c.passed) {
+        eprintln!("---- cargo test output ----\n{stdout}\n{stderr}----");
+    }
+    if !out.status.success() && cases.iter().all(|c| c.passed) {
+        cases.push(Case::new(
+            "host::cargo-test",
+            false,
+            format!("cargo test failed: {}", out.status),
+        ));
+    }
+    eprintln!("    {} host tests", cases.len());
+    Ok(cases)
+}
+
+/// Reads libtest's `test NAME ... ok|FAILED` lines.
+fn parse_libtest(stdout: &str) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for line in stdout.lines() {
+        let Some(rest) = line.strip_prefix("test ") else {
+            continue;
+        };
+        let Some((name, verdict)) = rest.rsplit_once(" ... ") else {
+            continue;
+        };
+        match verdict.trim() {
+            "ok" => cases.push(Case::new(format!("host::{name}"), true, "")),
+            "FAILED" => cases.push(Case::new(
+                format!("host::{name}"),
+                false,
+                "see output above",
+            )),
+            _ => {} // ignored / bench lines are not counted as passed
+        }
+    }
+    cases
+}
+
+/// Judges a ktest run: each test by its own verdict, plus the suite's completion and exit.
+pub fn judge_ktest(suite: &str, run: &Captured) -> Vec<Case> {
+    let mut cases: Vec<Case> = Vec::new();
+    let mut open: Vec<String> = Vec::new();
+    let mut done: Option<(usize, usize)> = None;
+    for line in run.output.lines() {
+        let Some(rest) = line.find("[ktest] ").map(|i| &line[i + 8..]) else {
+            continue;
+        };
+        if let Some(name) = rest.strip_prefix("start ") {
+            open.push(name.trim().to_owned());
+        } else if let Some(name) = rest.strip_prefix("pass ") {
+            open.retain(|n| n != name.trim());
+            cases.push(Case::new(format!("{suite}::{}", name.trim()), true, ""));
+        } else if let Some(msg) = rest.strip_prefix("fail ") {
+            let (name, why) = msg.split_once(": ").unwrap_or((msg, ""));
+            open.retain(|n| n != name.trim());
+            cases.push(Case::new(format!("{suite}::{}", name.trim()), false, why));
+        } else if let Some(counts) = rest.strip_prefix("done ") {
+            done = parse_done(counts);
+        }
+    }
+    for name in open {
+        cases.push(Case::new(
+            format!("{suite}::{name}"),
+            false,
+            "started but never finished",
+        ));
+    }
+    let failed = cases.iter().filter(|c| !c.passed).count();
+    let complete = match done {
+        None => Err(format!(
+            "no `[ktest] done` line (outcome {:?})",
+            run.outcome
+        )),
+        Some(counts) if counts != (cases.len() - failed, failed) => Err(format!(
+            "kernel counted {counts:?}, serial showed {} results",
+            cases.len()
+        )),
+        Some(_) if cases.is_empty() => Err("the kernel ran no tests".into()),
+        Some(_) => {
+            let expected = if failed == 0 {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            };
+            if run.outcome == expected {
+                Ok(())
+            } else {
+                Err(format!("exit {:?}, expected {expected:?}", run.outcome))
+            }
+        }
+    };
+    let detail = complete.as_ref().err().cloned().unwrap_or_default();
+    cases.push(Case::new(
+        format!("{suite}::<suite completed>"),
+        complete.is_ok(),
+        detail,
+    ));
+    cases
+}
+
+fn parse_done(counts: &str) -> Option<(usize, usize)> {
+    let mut passed = None;
+    let mut failed = None;
+    for word in counts.split_whitespace() {
+        match word.split_once('=') {
+            Some(("passed", n)) => passed = n.parse().ok(),
+            Some(("failed", n)) => failed = n.parse().ok(),
+            _ => {}
+        }
+    }
+    Some((passed?, failed?))
+}
+
+fn check(suite: &str, name: &str, ok: bool, why: impl Into<String>) -> Case {
+    let why = why.into();
+    Case::new(
+        format!("{suite}::{name}"),
+        ok,
+        if ok { String::new() } else { why },
+    )
+}
+
+fn no_panic(suite: &str, run: &Captured) -> Case {
+    check(
+        suite,
+        "no_panic",
+        !run.output.contains("KERNEL PANIC"),
+        "the kernel panicked",
+    )
+}
+
+/// A normal boot with `poweroff`: banner, CPU and memory summaries, clean ACPI power-off.
+pub fn judge_boot(suite: &str, run: &Captured) -> Vec<Case> {
+    let out = &run.output;
+    let version = env!("CARGO_PKG_VERSION");
+    vec![
+        check(
+            suite,
+            "banner",
+            out.lines()
+                .any(|l| l.contains("HSYNC-OS") && l.contains(version)),
+            format!("no banner line with `HSYNC-OS` and `{version}`"),
+        ),
+        check(
+            suite,
+            "cpu_features",
+            out.lines()
+                .any(|l| l.contains("x2apic") && l.contains("smep")),
+            "no CPU feature line (x2apic, smep, ...)",
+        ),
+        check(
+            suite,
+            "memory_summary",
+            out.contains("memory: total="),
+            "no `memory: total=` line",
+        ),
+        no_panic(suite, run),
+        check(
+            suite,
+            "acpi_power_off",
+            run.outcome == Outcome::Success && out.contains("poweroff"),
+            format!("expected a clean power-off, got {:?}", run.outcome),
+        ),
+    ]
+}
+
+/// A normal boot without `poweroff`: the kernel idles until the timeout stops QEMU.
+pub fn judge_idle(suite: &str, run: &Captured) -> Vec<Case> {
+    vec![
+        check(
+            suite,
+            "reaches_idle",
+            run.output.contains("boot complete"),
+            "no `boot complete` line",
+        ),
+        no_panic(suite, run),
+        check(
+            suite,
+            "stopped_by_timeout",
+            run.outcome == Outcome::Timeout,
+            format!("expected the timeout to stop QEMU, got {:?}", run.outcome),
+        ),
+    ]
+}
+
+/// A deliberate panic: a readable, symbolized report and a failure exit.
+pub fn judge_panic(suite: &str, run: &Captured) -> Vec<Case> {
+    let out = &run.output;
+    let report = out.find("KERNEL PANIC").map(|i| &out[i..]).unwrap_or("");
+    vec![
+        check(
+            suite,
+            "reported",
+            !report.is_empty(),
+            "no `KERNEL PANIC` report",
+        ),
+        check(
+            suite,
+            "message_and_location",
+            report.contains("panic-test") && report.contains(".rs:"),
+            "report lacks the panic message or its file:line",
+        ),
+        check(
+            suite,
+            "symbolized_backtrace",
+            report
+                .lines()
+                .any(|l| l.trim_start().starts_with('#') && l.contains("hsync_kernel::")),
+            "no backtrace frame symbolized to an hsync_kernel function",
+        ),
+        check(
+            suite,
+            "exit_failure",
+            run.outcome == Outcome::Failure,
+            format!("expected the failure exit (0x11), got {:?}", run.outcome),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn captured(output: &str, outcome: Outcome) -> Captured {
+        Captured {
+            outcome,
+            output: output.into(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn libtest_lines_are_counted() {
+        let out = "running 3 tests\ntest a::b ... ok\ntest c ... FAILED\ntest d ... ignored\n\
+                   test result: FAILED. 1 passed; 1 failed;";
+        let cases = parse_libtest(out);
+        assert_eq!(cases.len(), 2);
+        assert!(cases[0].passed && !cases[1].passed);
+    }
+
+    #[test]
+    fn ktest_all_pass() {
+        let out = "[0.1] [ktest] start a\n[ktest] pass a\n[ktest] start b\n[ktest] pass b\n\
+                   [ktest] done passed=2 failed=0\n";
+        let cases = judge_ktest("k", &captured(out, Outcome::Success));
+        assert_eq!(cases.len(), 3);
+        assert!(cases.iter().all(|c| c.passed), "{cases:?}");
+    }
+
+    #[test]
+    fn ktest_hang_counts_the_open_test_and_the_suite_as_failed() {
+        let out = "[ktest] start a\n[ktest] pass a\n[ktest] start b\n";
+        let cases = judge_ktest("k", &captured(out, Outcome::Timeout));
+        let failed: Vec<_> = cases
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(failed, ["k::b", "k::<suite completed>"]);
+    }
+
+    #[test]
+    fn ktest_failure_with_reason_and_mismatched_exit() {
+        let out = "[ktest] start a\n[ktest] fail a: x != y\n[ktest] done passed=0 failed=1\n";
+        let cases = judge_ktest("k", &captured(out, Outcome::Failure));
+        assert_eq!(cases[0].detail, "x != y");
+        assert!(
+            cases[1].passed,
+            "suite completed with the failure exit: {cases:?}"
+        );
+        let cases = judge_ktest("k", &captured(out, Outcome::Success));
+        assert!(
+            !cases[1].passed,
+            "a failed test with a success exit must be flagged"
+        );
+    }
+
+    #[test]
+    fn ktest_with_no_tests_fails() {
+        let cases = judge_ktest(
+            "k",
+            &captured("[ktest] done passed=0 failed=0\n", Outcome::Success),
+        );
+        assert!(!cases.last().unwrap().passed);
+    }
+
+    #[test]
+    fn ktest_count_mismatch_fails() {
+        let out = "[ktest] start a\n[ktest] pass a\n[ktest] done passed=2 failed=0\n";
+        let cases = judge_ktest("k", &captured(out, Outcome::Success));
+        assert!(!cases.last().unwrap().passed);
+    }
+
+    #[test]
+    fn panic_judge_needs_symbolized_frames() {
+        let good = "KERNEL PANIC at kernel/src/main.rs:3: panic-test\n  #0 0xffffffff80001000 \
+                    [hsync_kernel::kmain main.rs:3]\n";
+        assert!(
+            judge_panic("p", &captured(good, Outcome::Failure))
+                .iter()
+                .all(|c| c.passed)
+        );
+        let bare = "KERNEL PANIC at kernel/src/main.rs:3: panic-test\n  #0 0xffffffff80001000\n";
+        assert!(
+            !judge_panic("p", &captured(bare, Outcome::Failure))
+                .iter()
+                .all(|c| c.passed)
+        );
+    }
+}
