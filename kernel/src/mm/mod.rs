@@ -1,49 +1,134 @@
 //! Memory management: physical frames (PMM), the kernel's page tables (VMM) and the heap.
 //!
-//! OWNER: kernel-mm helper. The functions below are the contract with `main.rs`/`arch`;
-//! keep their signatures (add more as needed).
+//! Boot order: [`init`] builds the PMM over the `Usable` regions, builds and switches to the
+//! kernel's own PML4 (see [`vmm`] for the layout) and maps the initial heap. After the CPU has
+//! left the loader's stack, [`reclaim_bootloader_memory`] hands `BootloaderReclaimable` memory to
+//! the PMM. Locks are taken in the order heap → kernel space → PMM, and the latter two never
+//! allocate from the heap.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use hsync_kcore::frame::{FRAME_SIZE, FrameError};
+use hsync_kcore::mem::{MemoryRegion, RegionKind};
+
+use crate::arch::paging::PagingError;
 use crate::boot::BootInfo;
 use crate::ktest::KTest;
 
+pub mod heap;
+pub mod pmm;
+mod tests;
+pub mod vmm;
+
+pub use crate::arch::paging::Cache;
+pub use vmm::{KernelStack, map_physical};
+
+/// Why a memory operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MmError {
+    /// No free physical frame (or run of frames).
+    OutOfMemory,
+    /// The virtual region for this purpose is full.
+    OutOfVirtualSpace,
+    /// An empty, overflowing or non-physical address range.
+    BadRange,
+    /// The frame allocator refused the operation.
+    Frame(FrameError),
+    /// The page tables refused the operation.
+    Paging(PagingError),
+}
+
+impl From<FrameError> for MmError {
+    fn from(e: FrameError) -> Self {
+        Self::Frame(e)
+    }
+}
+
+impl From<PagingError> for MmError {
+    fn from(e: PagingError) -> Self {
+        match e {
+            PagingError::OutOfFrames => Self::OutOfMemory,
+            e => Self::Paging(e),
+        }
+    }
+}
+
+/// Frames of RAM the PMM does not manage: ACPI, NVS, kernel + modules, and the loader's memory
+/// until it is reclaimed. Reported as `reserved` in the summary.
+static RESERVED_FRAMES: AtomicU64 = AtomicU64::new(0);
+
+fn frames_of(map: &[MemoryRegion], kinds: &[RegionKind]) -> u64 {
+    map.iter()
+        .filter(|r| kinds.contains(&r.kind))
+        .map(|r| r.len / FRAME_SIZE)
+        .sum()
+}
+
+const RESERVED_KINDS: &[RegionKind] = &[
+    RegionKind::AcpiReclaimable,
+    RegionKind::AcpiNvs,
+    RegionKind::ExecutableAndModules,
+];
+
+/// The loader's RSDP address, kept for the `map_physical` test (0 = none).
+static RSDP_PHYS: AtomicU64 = AtomicU64::new(0);
+
 /// PMM from the memory map, the kernel's own PML4 (switched to), and the heap.
-pub fn init(_info: &BootInfo) {
-    todo!("kernel-mm helper")
+pub fn init(info: &BootInfo) {
+    RSDP_PHYS.store(info.rsdp_phys.unwrap_or(0), Ordering::Relaxed);
+    pmm::init(info.memory_map, info.hhdm_offset);
+    let reserved = frames_of(info.memory_map, RESERVED_KINDS)
+        + frames_of(info.memory_map, &[RegionKind::BootloaderReclaimable]);
+    RESERVED_FRAMES.store(reserved, Ordering::Relaxed);
+    vmm::init(info);
+    heap::init();
 }
 
 /// Gives bootloader-reclaimable memory to the PMM. Called once, after boot data was copied out
 /// and the CPU left the loader's stack.
-pub fn reclaim_bootloader_memory(_info: &BootInfo) {
-    todo!("kernel-mm helper")
+pub fn reclaim_bootloader_memory(info: &BootInfo) {
+    let gained = pmm::reclaim(info.memory_map);
+    RESERVED_FRAMES.store(
+        frames_of(info.memory_map, RESERVED_KINDS),
+        Ordering::Relaxed,
+    );
+    log::info!(
+        "reclaimed {} KiB of bootloader memory",
+        gained * FRAME_SIZE / 1024
+    );
 }
 
-/// Logs one line of memory totals (`memory: total=... free=... used=...`).
+/// Logs one line of memory totals (`memory: total=... free=... used=... reserved=...`).
+///
+/// `total` is the RAM the PMM manages, `used` = `total - free` (page tables, PMM bitmaps, heap,
+/// stacks, ...), `reserved` is RAM it does not manage (see [`RESERVED_KINDS`]).
 pub fn log_summary() {
-    todo!("kernel-mm helper")
-}
-
-/// A kernel stack with an unmapped guard page below it.
-pub struct KernelStack {
-    /// Initial stack pointer (one past the highest byte, 16-byte aligned).
-    pub top: u64,
+    let s = pmm::stats();
+    let reserved = RESERVED_FRAMES.load(Ordering::Relaxed);
+    let mib = |frames: u64| frames * FRAME_SIZE / (1 << 20);
+    log::info!(
+        "memory: total={} MiB ({} frames) free={} MiB ({}) used={} MiB ({}) reserved={} MiB ({}) heap={} KiB",
+        mib(s.total),
+        s.total,
+        mib(s.free),
+        s.free,
+        mib(s.used()),
+        s.used(),
+        mib(reserved),
+        reserved,
+        heap::mapped_bytes() / 1024,
+    );
 }
 
 /// Allocates and maps a kernel stack of `pages` pages with an unmapped guard page under it.
-pub fn alloc_kernel_stack(_pages: usize) -> Option<KernelStack> {
-    todo!("kernel-mm helper")
+pub fn alloc_kernel_stack(pages: usize) -> Option<KernelStack> {
+    vmm::alloc_kernel_stack(pages)
+}
+
+/// Virtual address of physical RAM `phys` in the HHDM (valid for the kinds the HHDM maps).
+pub fn phys_to_virt(phys: u64) -> u64 {
+    vmm::hhdm_offset() + phys
 }
 
 /// In-kernel tests of this module.
-pub const TESTS: &[KTest] = &[];
-
-// Skeleton placeholder until the talc heap lands (kernel-mm helper replaces this).
-struct NoHeap;
-// SAFETY: never hands out memory; allocation always fails.
-unsafe impl core::alloc::GlobalAlloc for NoHeap {
-    unsafe fn alloc(&self, _layout: core::alloc::Layout) -> *mut u8 {
-        core::ptr::null_mut()
-    }
-    unsafe fn dealloc(&self, _ptr: *mut u8, _layout: core::alloc::Layout) {}
-}
-#[global_allocator]
-static HEAP: NoHeap = NoHeap;
+pub const TESTS: &[KTest] = tests::TESTS;

@@ -1,0 +1,87 @@
+//! The kernel heap: `talc` over a dedicated virtual region that grows on demand.
+//!
+//! The heap starts as [`INITIAL_SIZE`] mapped bytes at [`HEAP_BASE`]. When talc runs out, its
+//! OOM handler maps fresh frames right above the current top and extends the heap in place, so
+//! there is no fixed ceiling short of the 512 GiB region (or physical memory). Memory is never
+//! given back to the PMM; a freed heap stays mapped for reuse.
+//!
+//! Lock order: heap → kernel space → PMM. The VMM and PMM never allocate from the heap, so the
+//! OOM handler may take their locks while talc's lock is held.
+
+use core::alloc::Layout;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use talc::{OomHandler, Span, Talc, Talck};
+
+use super::vmm::{self, HEAP_BASE, HEAP_SIZE};
+use crate::arch::paging::PAGE_4K;
+
+/// Bytes mapped at boot; small on purpose so the tests see the heap grow.
+pub const INITIAL_SIZE: u64 = 64 * 1024;
+/// Smallest step the heap grows by, to keep the number of OOM round trips low.
+const MIN_GROWTH: u64 = 64 * 1024;
+
+/// Bytes of the heap region currently mapped (readable without the heap lock).
+static MAPPED: AtomicU64 = AtomicU64::new(0);
+
+/// talc's OOM handler: the heap's current extent, grown by mapping pages at its top.
+pub struct GrowOnDemand {
+    heap: Span,
+}
+
+impl GrowOnDemand {
+    /// Maps at least `bytes` more and hands them to talc.
+    fn grow(talc: &mut Talc<Self>, bytes: u64) -> Result<(), ()> {
+        let mapped = MAPPED.load(Ordering::Relaxed);
+        let grow = bytes.max(MIN_GROWTH).next_multiple_of(PAGE_4K);
+        if mapped.checked_add(grow).is_none_or(|end| end > HEAP_SIZE) {
+            return Err(());
+        }
+        let top = HEAP_BASE + mapped;
+        vmm::map_fresh_locked(top, grow / PAGE_4K).map_err(|_| ())?;
+        MAPPED.store(mapped + grow, Ordering::Relaxed);
+        let span = Span::from_base_size(HEAP_BASE as *mut u8, (mapped + grow) as usize);
+        let old = talc.oom_handler.heap;
+        let new = if old.is_empty() {
+            // SAFETY: `span` was just mapped RW for the heap alone and is not used otherwise.
+            unsafe { talc.claim(span)? }
+        } else {
+            // SAFETY: `old` is the span talc last returned; `span` contains it and the extra
+            // pages were just mapped RW for the heap alone.
+            unsafe { talc.extend(old, span) }
+        };
+        talc.oom_handler.heap = new;
+        Ok(())
+    }
+}
+
+impl OomHandler for GrowOnDemand {
+    fn handle_oom(talc: &mut Talc<Self>, layout: Layout) -> Result<(), ()> {
+        // Room for the block, its alignment slack, and talc's tags.
+        let need = (layout.size() as u64)
+            .saturating_add(layout.align() as u64)
+            .saturating_add(64);
+        Self::grow(talc, need)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Talck<spin::Mutex<()>, GrowOnDemand> = Talc::new(GrowOnDemand {
+    heap: Span::empty(),
+})
+.lock();
+
+/// Maps the initial heap. Allocation before this point fails (no heap, nothing mapped).
+pub(super) fn init() {
+    GrowOnDemand::grow(&mut ALLOCATOR.lock(), INITIAL_SIZE).expect("mapping the initial heap");
+}
+
+/// Bytes of the heap region currently backed by frames.
+pub fn mapped_bytes() -> u64 {
+    MAPPED.load(Ordering::Relaxed)
+}
+
+/// talc's counters: bytes allocated, claimed, and so on.
+pub fn counters() -> talc::Counters {
+    *ALLOCATOR.lock().get_counters()
+}

@@ -1,0 +1,444 @@
+//! The kernel's address space: its own PML4, the kernel image mapped W^X per section, the HHDM,
+//! and the dedicated virtual regions for the heap, kernel stacks and physical windows.
+//!
+//! Kernel-half layout (4-level paging, one PML4 slot = 512 GiB):
+//!
+//! | range (start)            | slot | what                                                    |
+//! |--------------------------|------|---------------------------------------------------------|
+//! | loader's `hhdm_offset`   | 256… | HHDM: RAM regions of the memory map, RW + NX (below)    |
+//! | `0xffff_e000_0000_0000`  | 448  | kernel heap, grown page by page on demand               |
+//! | `0xffff_e800_0000_0000`  | 464  | kernel stacks, each with an unmapped guard page below   |
+//! | `0xffff_f000_0000_0000`  | 480  | [`map_physical`] windows (ACPI tables, MMIO)            |
+//! | `0xffff_f800_0000_0000`  | 496  | scratch: short-lived mappings (tests)                   |
+//! | `0xffff_ffff_8000_0000`  | 511  | kernel image, per section: text RX, rodata R, data RW   |
+//!
+//! The HHDM maps the memory-map kinds Usable, BootloaderReclaimable, ExecutableAndModules,
+//! AcpiReclaimable and AcpiNvs write-back, and Framebuffer write-combining — all NX. Reserved
+//! and bad memory are not mapped (firmware tables there go through [`map_physical`]). The
+//! kernel image's own frames are left out of the HHDM, so no writable alias of the kernel's
+//! text exists. The lower half is empty: no identity map, no user mappings yet.
+//!
+//! All 256 upper-half PML4 entries point to tables from the start, so a future per-process
+//! PML4 can copy them once and still see every kernel mapping made later.
+
+use hsync_kcore::mem::RegionKind;
+use spin::Mutex;
+use x86_64::VirtAddr;
+
+use super::{MmError, pmm};
+use crate::arch::paging::{
+    self, Cache, Flags, PAGE_2M, PAGE_4K, PageSize, PageTables, TableFrames, Translation,
+};
+use crate::boot::BootInfo;
+
+const SLOT: u64 = 1 << 39;
+/// Start of the kernel heap region.
+pub const HEAP_BASE: u64 = 0xffff_e000_0000_0000;
+/// Size of the kernel heap region.
+pub const HEAP_SIZE: u64 = SLOT;
+/// Start of the kernel stack region.
+pub const STACKS_BASE: u64 = 0xffff_e800_0000_0000;
+const STACKS_SIZE: u64 = SLOT;
+/// Start of the physical-window region.
+pub const WINDOW_BASE: u64 = 0xffff_f000_0000_0000;
+const WINDOW_SIZE: u64 = SLOT;
+/// Start of a region reserved for short-lived mappings (the in-kernel tests use it).
+pub const SCRATCH_BASE: u64 = 0xffff_f800_0000_0000;
+
+/// The kernel's page tables plus the bump cursors of its virtual regions.
+struct KernelSpace {
+    tables: PageTables,
+    hhdm: u64,
+    /// `GLOBAL` when the CPU has global pages, else empty.
+    global: Flags,
+    next_stack: u64,
+    next_window: u64,
+}
+
+static KSPACE: Mutex<Option<KernelSpace>> = Mutex::new(None);
+
+/// Page-table frames straight from the PMM, zeroed through the HHDM.
+struct PmmTables {
+    hhdm: u64,
+}
+
+impl TableFrames for PmmTables {
+    fn alloc_zeroed(&mut self) -> Option<u64> {
+        let phys = pmm::alloc_frame()?;
+        zero_frame(self.hhdm, phys);
+        Some(phys)
+    }
+}
+
+fn zero_frame(hhdm: u64, phys: u64) {
+    // SAFETY: `phys` is a frame the PMM just handed to us, mapped RW by the HHDM, not yet
+    // referenced by anything else.
+    unsafe { core::ptr::write_bytes((hhdm + phys) as *mut u8, 0, PAGE_4K as usize) };
+}
+
+unsafe extern "C" {
+    static __text_start: u8;
+    static __text_end: u8;
+    static __rodata_start: u8;
+    static __rodata_end: u8;
+    static __data_start: u8;
+    static __data_end: u8;
+    static __kernel_start: u8;
+    static __kernel_end: u8;
+}
+
+/// Virtual ranges of the kernel's sections, page-rounded, from the linker script's symbols.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelSections {
+    /// `.text`: mapped read + execute.
+    pub text: (u64, u64),
+    /// `.rodata` and the unwind tables: read only, NX.
+    pub rodata: (u64, u64),
+    /// `.data`, `.got`, `.bss`: read-write, NX.
+    pub data: (u64, u64),
+    /// The whole image.
+    pub image: (u64, u64),
+}
+
+/// Reads the section symbols of `kernel/linker.ld`.
+pub fn kernel_sections() -> KernelSections {
+    let up = |a: u64| a.next_multiple_of(PAGE_4K);
+    // Only the symbols' addresses are taken; nothing is read through them.
+    let text = (
+        &raw const __text_start as u64,
+        up(&raw const __text_end as u64),
+    );
+    let rodata = (
+        &raw const __rodata_start as u64,
+        up(&raw const __rodata_end as u64),
+    );
+    let data = (
+        &raw const __data_start as u64,
+        up(&raw const __data_end as u64),
+    );
+    let image = (
+        &raw const __kernel_start as u64,
+        up(&raw const __kernel_end as u64),
+    );
+    KernelSections {
+        text,
+        rodata,
+        data,
+        image,
+    }
+}
+
+fn region_cache(kind: RegionKind) -> Option<Cache> {
+    match kind {
+        RegionKind::Usable
+        | RegionKind::BootloaderReclaimable
+        | RegionKind::ExecutableAndModules
+        | RegionKind::AcpiReclaimable
+        | RegionKind::AcpiNvs => Some(Cache::WriteBack),
+        RegionKind::Framebuffer => Some(Cache::WriteCombining),
+        RegionKind::Reserved | RegionKind::BadMemory => None,
+    }
+}
+
+/// Maps `[phys, phys + len)` at `virt`, with 2 MiB pages where both sides are aligned.
+fn map_range(
+    tables: &mut PageTables,
+    frames: &mut PmmTables,
+    virt: u64,
+    phys: u64,
+    len: u64,
+    flags: Flags,
+    cache: Cache,
+) -> Result<(), MmError> {
+    let mut off = 0;
+    while off < len {
+        let (v, p) = (virt + off, phys + off);
+        let size = if v % PAGE_2M == 0 && p % PAGE_2M == 0 && len - off >= PAGE_2M {
+            PageSize::Size2M
+        } else {
+            PageSize::Size4K
+        };
+        tables.map(v, p, size, flags, cache, frames)?;
+        off += size.bytes();
+    }
+    Ok(())
+}
+
+/// Builds the kernel's page tables and switches to them.
+pub(super) fn init(info: &BootInfo) {
+    // NX bits in our entries would be reserved bits (a #PF on every access) without EFER.NXE.
+    assert!(
+        paging::nx_enabled(),
+        "EFER.NXE is off: the loader must enable no-execute"
+    );
+    let hhdm = info.hhdm_offset;
+    let global = if paging::global_pages_supported() {
+        Flags::GLOBAL
+    } else {
+        Flags::empty()
+    };
+    let mut frames = PmmTables { hhdm };
+    let pml4 = frames.alloc_zeroed().expect("out of memory for the PML4");
+    // SAFETY: `pml4` is a fresh zeroed frame only this tree uses, and the HHDM maps all RAM
+    // the PMM hands out (loader's HHDM now, ours after the switch).
+    let mut tables = unsafe { PageTables::new(pml4, hhdm) };
+    for slot in 256..512 {
+        tables
+            .preallocate_pml4_entry(slot, &mut frames)
+            .expect("out of memory for kernel PDPTs");
+    }
+
+    // The kernel image, per section (W^X).
+    let s = kernel_sections();
+    let to_phys = |v: u64| v - info.kernel_virt_base + info.kernel_phys_base;
+    let sections = [
+        (s.text, Flags::empty()),
+        (s.rodata, Flags::NO_EXECUTE),
+        (s.data, Flags::WRITABLE | Flags::NO_EXECUTE),
+    ];
+    for ((start, end), flags) in sections {
+        map_range(
+            &mut tables,
+            &mut frames,
+            start,
+            to_phys(start),
+            end - start,
+            flags | global,
+            Cache::WriteBack,
+        )
+        .expect("mapping the kernel image");
+    }
+
+    // The HHDM, leaving out the kernel image's frames.
+    let image_phys = (to_phys(s.image.0), to_phys(s.image.1));
+    let mut mapped_to = 0u64; // regions rounded outward may share a page with the previous one
+    let mut hhdm_top = 0u64;
+    for r in info.memory_map {
+        let Some(cache) = region_cache(r.kind) else {
+            continue;
+        };
+        let start = (r.base - r.base % PAGE_4K).max(mapped_to);
+        let end = r.end().next_multiple_of(PAGE_4K);
+        let pieces = [
+            (start, end.min(image_phys.0)),
+            (start.max(image_phys.1), end),
+        ];
+        for (a, b) in pieces.into_iter().filter(|(a, b)| a < b) {
+            map_range(
+                &mut tables,
+                &mut frames,
+                hhdm + a,
+                a,
+                b - a,
+                Flags::WRITABLE | Flags::NO_EXECUTE | global,
+                cache,
+            )
+            .expect("mapping the HHDM");
+        }
+        mapped_to = mapped_to.max(end);
+        hhdm_top = hhdm_top.max(hhdm + end);
+    }
+    assert!(
+        hhdm_top <= HEAP_BASE,
+        "HHDM reaches into the heap region; move the kernel regions"
+    );
+
+    // The CPU is still on the loader's stack and code; both must survive the switch.
+    let rsp = paging::stack_pointer();
+    assert!(
+        tables.translate(rsp).is_some(),
+        "the boot stack {rsp:#018x} is not in the new HHDM"
+    );
+    assert!(
+        tables.translate(init as *const () as u64).is_some(),
+        "the running code is not in the new tables"
+    );
+
+    // SAFETY: the new tree maps the kernel image at its linked addresses, the HHDM at the
+    // loader's offset (which holds the boot stack, BootInfo's sources and all page tables), and
+    // nothing the kernel still uses lies outside them (checked for the stack just above).
+    unsafe { paging::activate(pml4) };
+    let pge = paging::enable_global_pages();
+    log::info!(
+        "vmm: own PML4 at {pml4:#x}; HHDM {hhdm:#018x}..{hhdm_top:#018x}; global pages {}",
+        if pge { "on" } else { "unavailable" }
+    );
+    *KSPACE.lock() = Some(KernelSpace {
+        tables,
+        hhdm,
+        global,
+        next_stack: STACKS_BASE,
+        next_window: WINDOW_BASE,
+    });
+}
+
+fn with<R>(f: impl FnOnce(&mut KernelSpace) -> R) -> R {
+    let mut guard = KSPACE.lock();
+    f(guard.as_mut().expect("mm::init has not run"))
+}
+
+/// HHDM offset: physical `p` is at virtual `hhdm_offset() + p` (for RAM kinds, see module docs).
+pub fn hhdm_offset() -> u64 {
+    with(|k| k.hhdm)
+}
+
+/// Resolves `virt` in the kernel's tables with effective permissions.
+pub fn translate(virt: u64) -> Option<Translation> {
+    with(|k| k.tables.translate(virt))
+}
+
+/// Maps one 4 KiB page of the kernel half: `virt` → `phys`, write-back, with `flags`.
+pub fn map_page(virt: u64, phys: u64, flags: Flags) -> Result<(), MmError> {
+    with(|k| {
+        let mut frames = PmmTables { hhdm: k.hhdm };
+        let flags = flags | k.global;
+        k.tables.map(
+            virt,
+            phys,
+            PageSize::Size4K,
+            flags,
+            Cache::WriteBack,
+            &mut frames,
+        )?;
+        Ok(())
+    })
+}
+
+/// Physical address of the kernel's PML4.
+pub fn root() -> u64 {
+    with(|k| k.tables.root())
+}
+
+/// True when PML4 entry `i` of the kernel's tables is present.
+pub fn pml4_entry_present(i: usize) -> bool {
+    with(|k| k.tables.pml4_entry_present(i))
+}
+
+/// Unmaps one 4 KiB page and returns the frame it mapped (the caller owns it again).
+pub fn unmap_page(virt: u64) -> Result<u64, MmError> {
+    with(|k| Ok(k.tables.unmap_4k(virt)?))
+}
+
+/// Backs `[virt, virt + pages * 4 KiB)` with fresh frames, RW + NX. All-or-nothing: on failure
+/// the pages mapped so far are unmapped and their frames freed.
+fn map_fresh(k: &mut KernelSpace, virt: u64, pages: u64) -> Result<(), MmError> {
+    let mut frames = PmmTables { hhdm: k.hhdm };
+    for i in 0..pages {
+        let v = virt + i * PAGE_4K;
+        let result = match pmm::alloc_frame() {
+            Some(phys) => {
+                zero_frame(k.hhdm, phys);
+                let flags = Flags::WRITABLE | Flags::NO_EXECUTE | k.global;
+                let r = k.tables.map(
+                    v,
+                    phys,
+                    PageSize::Size4K,
+                    flags,
+                    Cache::WriteBack,
+                    &mut frames,
+                );
+                if r.is_err() {
+                    let _ = pmm::free_frame(phys);
+                }
+                r.map_err(MmError::from)
+            }
+            None => Err(MmError::OutOfMemory),
+        };
+        if let Err(e) = result {
+            for j in 0..i {
+                if let Ok(phys) = k.tables.unmap_4k(virt + j * PAGE_4K) {
+                    let _ = pmm::free_frame(phys);
+                }
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// [`map_fresh`] taking the lock (for the heap's growth).
+pub(super) fn map_fresh_locked(virt: u64, pages: u64) -> Result<(), MmError> {
+    with(|k| map_fresh(k, virt, pages))
+}
+
+/// A kernel stack with an unmapped guard page below it.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelStack {
+    /// Initial stack pointer (one past the highest byte, 16-byte aligned).
+    pub top: u64,
+    /// Lowest mapped byte.
+    pub bottom: u64,
+    /// The unmapped guard page right below `bottom`.
+    pub guard: u64,
+}
+
+/// Maps `pages` fresh pages in the stack region above an unmapped guard page.
+pub fn alloc_kernel_stack(pages: usize) -> Option<KernelStack> {
+    let pages = pages as u64;
+    if pages == 0 {
+        return None;
+    }
+    with(|k| {
+        let guard = k.next_stack;
+        let bottom = guard + PAGE_4K;
+        let top = bottom.checked_add(pages * PAGE_4K)?;
+        if top > STACKS_BASE + STACKS_SIZE - 1 {
+            return None;
+        }
+        map_fresh(k, bottom, pages).ok()?;
+        // The next stack's guard page sits directly above this stack's top.
+        k.next_stack = top;
+        Some(KernelStack { top, bottom, guard })
+    })
+}
+
+/// Makes the physical range `[phys, phys + len)` readable and writable by the kernel (never
+/// executable) and returns the virtual address of `phys`.
+///
+/// Write-back requests for RAM the HHDM already covers return the HHDM address. Everything
+/// else (ACPI tables in firmware-reserved memory, MMIO) gets a permanent mapping in the window
+/// region with the requested memory type. Mapping RAM uncached while the HHDM maps it
+/// write-back would alias memory types; callers use `Uncached` for device registers only.
+pub fn map_physical(phys: u64, len: u64, cache: Cache) -> Result<VirtAddr, MmError> {
+    let end = phys.checked_add(len).ok_or(MmError::BadRange)?;
+    if len == 0 || end > 1 << 52 {
+        return Err(MmError::BadRange);
+    }
+    let first = phys - phys % PAGE_4K;
+    let last = end.next_multiple_of(PAGE_4K);
+    with(|k| {
+        if cache == Cache::WriteBack {
+            let covered = (first..last)
+                .step_by(PAGE_4K as usize)
+                .all(|p| k.tables.translate(k.hhdm + p).is_some_and(|t| t.phys == p));
+            if covered {
+                return Ok(VirtAddr::new(k.hhdm + phys));
+            }
+        }
+        let pages = (last - first) / PAGE_4K;
+        let virt = k.next_window;
+        if virt + pages * PAGE_4K > WINDOW_BASE + WINDOW_SIZE {
+            return Err(MmError::OutOfVirtualSpace);
+        }
+        let mut frames = PmmTables { hhdm: k.hhdm };
+        let flags = Flags::WRITABLE | Flags::NO_EXECUTE | k.global;
+        for i in 0..pages {
+            let off = i * PAGE_4K;
+            if let Err(e) = k.tables.map(
+                virt + off,
+                first + off,
+                PageSize::Size4K,
+                flags,
+                cache,
+                &mut frames,
+            ) {
+                for j in 0..i {
+                    let _ = k.tables.unmap_4k(virt + j * PAGE_4K);
+                }
+                return Err(e.into());
+            }
+        }
+        k.next_window = virt + pages * PAGE_4K;
+        Ok(VirtAddr::new(virt + phys % PAGE_4K))
+    })
+}
