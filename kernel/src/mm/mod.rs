@@ -36,6 +36,8 @@ pub enum MmError {
     Frame(FrameError),
     /// The page tables refused the operation.
     Paging(PagingError),
+    /// Called before [`init`] built the kernel's address space.
+    NotReady,
 }
 
 impl From<FrameError> for MmError {
