@@ -23,12 +23,13 @@ pub fn kmain() -> ! {
     arch::early_init();
     // 2. Copy everything we need out of the loader's responses.
     let info = boot::collect();
-    klog::banner(&info);
+    klog::configure(info);
+    klog::banner(info);
     arch::log_cpu_features();
     // 3. PMM, our own page tables, heap.
-    mm::init(&info);
+    mm::init(info);
     // 4. Guarded stacks for IST and the boot CPU, SMEP/SMAP/UMIP; then continue on the new stack.
-    arch::late_init(&info, kmain_on_kernel_stack)
+    arch::late_init(info, kmain_on_kernel_stack)
 }
 
 /// Second half of boot, on a guarded kernel stack: the loader's memory may now be reclaimed.
@@ -37,6 +38,9 @@ fn kmain_on_kernel_stack(info: &'static boot::BootInfo) -> ! {
     mm::log_summary();
 
     if info.cmdline_has("test") {
+        if info.cmdline_has("panic-test") {
+            ktest::panic_test();
+        }
         ktest::run_all_and_exit();
     }
     if info.cmdline_has("poweroff") {

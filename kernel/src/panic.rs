@@ -1,8 +1,69 @@
 //! Panic handler: message, location, CPU, registers when from an exception, backtrace; then exit.
 //!
-//! OWNER: kernel-arch helper.
+//! Report format (one item per line; xtask symbolizes every higher-half `0x` + 16-hex token):
+//!
+//! ```text
+//! KERNEL PANIC on cpu 0
+//! message: <the panic message>
+//! location: <file>:<line>:<column>
+//! registers:                                  (only when an exception caused the panic)
+//!    rax=0x... rbx=0x... rcx=0x... rdx=0x...  (five lines of four)
+//! backtrace:
+//!   #0 0xffffffff8000abcd
+//!   #1 ...
+//! end of panic report
+//! ```
+//!
+//! Then QEMU's isa-debug-exit gets 0x11 (status 35) and the CPU halts (real hardware).
+//! A panic inside the panic handler prints one line and halts.
+
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::arch;
+
+static PANICKING: AtomicBool = AtomicBool::new(false);
 
 #[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    loop {}
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let mut out = arch::panic_console();
+    if PANICKING.swap(true, Ordering::AcqRel) {
+        let _ = writeln!(out, "\nKERNEL PANIC (recursive): {}", info.message());
+        drop(out);
+        arch::exit_failure();
+    }
+    // Output errors cannot be reported anywhere; each line is best effort.
+    let _ = writeln!(out, "\nKERNEL PANIC on cpu {}", arch::cpu_id());
+    let _ = writeln!(out, "message: {}", info.message());
+    match info.location() {
+        Some(l) => {
+            let _ = writeln!(out, "location: {}:{}:{}", l.file(), l.line(), l.column());
+        }
+        None => {
+            let _ = writeln!(out, "location: unknown");
+        }
+    }
+    // From an exception: its registers, and a backtrace of the interrupted code.
+    // Otherwise: a backtrace from here (the first frames are the panic machinery).
+    let (first, rbp) = match arch::take_panic_frame() {
+        Some(frame) => {
+            let _ = write!(out, "registers:\n{frame}");
+            (Some(frame.rip), frame.rbp)
+        }
+        None => (None, arch::current_rbp()),
+    };
+    let _ = writeln!(out, "backtrace:");
+    let mut n = 0;
+    if let Some(rip) = first {
+        let _ = writeln!(out, "  #{n} {rip:#018x}");
+        n += 1;
+    }
+    arch::walk_frames(rbp, |ret| {
+        // A return address points after the call; xtask symbolizes it as the call's line.
+        let _ = writeln!(out, "  #{n} {ret:#018x}");
+        n += 1;
+    });
+    let _ = writeln!(out, "end of panic report");
+    drop(out);
+    arch::exit_failure()
 }

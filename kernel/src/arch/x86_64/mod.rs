@@ -1,40 +1,127 @@
 //! x86_64 implementation of the arch facade.
+//!
+//! Boot sequence on the boot CPU: [`early_init`] (serial, logger, GDT/TSS with static IST
+//! stacks, IDT, PIC masked, TSC calibrated) → the memory manager → [`late_init`] (guarded IST
+//! stacks, SMEP/SMAP/UMIP, switch to a guarded kernel stack). The rest of the kernel sees only the
+//! functions re-exported here.
+
+use spin::Once;
 
 use crate::boot::BootInfo;
 use crate::ktest::KTest;
 
+mod backtrace;
+mod cpu;
+mod gdt;
 pub mod paging;
+mod pic;
+mod power;
+mod probe;
+mod serial;
+mod start;
+mod tests;
+mod time;
+mod trap;
+
+pub use self::backtrace::{current_rbp, walk as walk_frames};
+pub use self::cpu::cpu_id;
+pub use self::power::halt_forever;
+pub use self::serial::{lock as console, lock_for_panic as panic_console};
+pub use self::time::uptime_ns;
+pub use self::trap::take_panic_frame;
+
+/// Pages per guarded IST stack (double fault, NMI, machine check).
+const IST_STACK_PAGES: usize = 4;
+/// Pages of the boot CPU's kernel stack (debug builds are stack-hungry).
+const BOOT_STACK_PAGES: usize = 16;
+
+/// The boot information, for `power_off` (which takes no arguments).
+static BOOT_INFO: Once<&'static BootInfo> = Once::new();
 
 /// Serial + logger, GDT/TSS, IDT.
 pub fn early_init() {
-    todo!("kernel-arch helper")
+    time::mark_boot();
+    serial::init();
+    crate::klog::init();
+    cpu::enable_nx();
+    // SAFETY: first and only call, on the boot CPU, interrupts still off from the loader.
+    unsafe { gdt::init_bsp() };
+    trap::init();
+    pic::remap_and_mask();
+    match time::calibrate() {
+        Some(hz) => {
+            log::debug!(target: "time", "TSC {}.{:03} MHz (PIT-calibrated)", hz / 1_000_000, hz / 1000 % 1000)
+        }
+        None => log::warn!(target: "time", "no PIT answered; log timestamps stay 0"),
+    }
 }
 
 /// Logs the CPU features found by CPUID, once.
 pub fn log_cpu_features() {
-    todo!("kernel-arch helper")
+    let mut buf = [0; 48];
+    log::info!(target: "cpu", "cpu0: {}", cpu::brand(&mut buf));
+    let features = cpu::features();
+    log::info!(target: "cpu", "features: {}", FeatureList(features));
+    if !features.invariant_tsc {
+        log::warn!(target: "cpu", "TSC is not invariant; timestamps may drift");
+    }
+}
+
+/// `x2apic+ pcid- ...`: every feature with `+` (present) or `-` (absent), on one line.
+struct FeatureList<'a>(&'a cpu::Features);
+
+impl core::fmt::Display for FeatureList<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, (name, on)) in self.0.list().into_iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            write!(f, "{sep}{name}{}", if on { '+' } else { '-' })?;
+        }
+        Ok(())
+    }
 }
 
 /// Guarded IST/kernel stacks, SMEP/SMAP/UMIP; continues in `next` on a guarded stack.
-pub fn late_init(_info: &'static BootInfo, _next: fn(&'static BootInfo) -> !) -> ! {
-    todo!("kernel-arch helper")
+pub fn late_init(info: &'static BootInfo, next: fn(&'static BootInfo) -> !) -> ! {
+    BOOT_INFO.call_once(|| info);
+    for ist in [gdt::IST_DOUBLE_FAULT, gdt::IST_NMI, gdt::IST_MACHINE_CHECK] {
+        let Some(stack) = crate::mm::alloc_kernel_stack(IST_STACK_PAGES) else {
+            panic!("out of memory for IST stack {ist}");
+        };
+        // SAFETY: boot CPU, interrupts off; the stack is freshly mapped, ours, and never freed.
+        unsafe { gdt::set_ist(ist, stack.top) };
+    }
+    let on = cpu::enable_protections();
+    log::info!(target: "cpu", "guarded IST stacks installed; CR4 protections on: {on:?}");
+    let Some(stack) = crate::mm::alloc_kernel_stack(BOOT_STACK_PAGES) else {
+        panic!("out of memory for the boot kernel stack");
+    };
+    // SAFETY: a fresh guarded stack that nothing else uses and that is never freed.
+    unsafe { start::switch_stack(stack.top, info, next) }
 }
 
 /// ACPI S5 where available, else QEMU isa-debug-exit (success), else halt forever.
 pub fn power_off() -> ! {
-    todo!("kernel-arch helper")
+    power::power_off(BOOT_INFO.get().copied())
+}
+
+/// Ends a run that failed (panic, failed tests): QEMU exits with status 35; hardware halts.
+pub fn exit_failure() -> ! {
+    power::qemu_exit(power::EXIT_FAILURE);
+    halt_forever()
+}
+
+/// Ends a successful test run: QEMU exits with status 33 (deterministic, unlike ACPI).
+pub fn exit_success() -> ! {
+    power::qemu_exit(power::EXIT_SUCCESS);
+    power_off()
 }
 
 /// Halts the CPU forever with interrupts enabled.
 pub fn idle() -> ! {
-    todo!("kernel-arch helper")
+    loop {
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
 }
 
 /// In-kernel tests of the arch layer.
-pub const TESTS: &[KTest] = &[];
-
-/// Skeleton entry point (kernel-arch helper replaces it with the real `_start`).
-#[unsafe(no_mangle)]
-extern "C" fn _start() -> ! {
-    crate::kmain()
-}
+pub const TESTS: &[KTest] = tests::TESTS;

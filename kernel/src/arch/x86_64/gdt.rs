@@ -1,0 +1,152 @@
+//! GDT and TSS: one set per CPU (only the boot CPU's exists so far).
+//!
+//! Selector layout — fixed by `syscall`/`sysret`, which derive selectors from IA32_STAR:
+//!
+//! | selector | descriptor        | why here                                                   |
+//! |----------|-------------------|------------------------------------------------------------|
+//! | `0x00`   | null              |                                                            |
+//! | `0x08`   | kernel code (64)  | STAR[47:32]: `syscall` loads CS = 0x08 ...                 |
+//! | `0x10`   | kernel data       | ... and SS = 0x08 + 8                                      |
+//! | `0x18`   | user code (32)    | STAR[63:48] base; unused (no compat mode), keeps the order  |
+//! | `0x20`   | user data (`0x23`)| `sysret` loads SS = base + 8                               |
+//! | `0x28`   | user code (`0x2b`)| `sysretq` loads CS = base + 16                             |
+//! | `0x30`   | TSS (16 bytes)    |                                                            |
+//!
+//! The TSS carries the interrupt stacks (IST): double fault, NMI and machine check run on their
+//! own stacks, because they can arrive when the current stack is unusable (overflowed into its
+//! guard page) or in the middle of anything. Before the memory manager is up those are small
+//! static stacks; `install_guarded_ist_stacks` replaces them with guarded ones.
+
+use x86_64::PrivilegeLevel;
+use x86_64::VirtAddr;
+use x86_64::instructions::segmentation::{CS, DS, ES, FS, GS, SS, Segment};
+use x86_64::instructions::tables::load_tss;
+use x86_64::registers::segmentation::SegmentSelector;
+use x86_64::structures::gdt::{Descriptor, DescriptorFlags, GlobalDescriptorTable};
+use x86_64::structures::tss::TaskStateSegment;
+
+/// Kernel code selector.
+pub const KERNEL_CS: u16 = 0x08;
+/// Kernel stack/data selector.
+pub const KERNEL_SS: u16 = 0x10;
+/// User stack/data selector (RPL 3).
+pub const USER_SS: u16 = 0x20 | 3;
+/// User 64-bit code selector (RPL 3).
+pub const USER_CS: u16 = 0x28 | 3;
+/// The TSS selector.
+pub const TSS_SEL: u16 = 0x30;
+/// The value for IA32_STAR's selector half (bits 63:32), for when `syscall` lands.
+pub const STAR_SELECTORS: u64 = ((0x18 | 3) << 16) | KERNEL_CS as u64;
+
+/// IST slot (1-based, as the IDT gate names it) for each vector that needs its own stack.
+pub const IST_DOUBLE_FAULT: u8 = 1;
+/// See [`IST_DOUBLE_FAULT`].
+pub const IST_NMI: u8 = 2;
+/// See [`IST_DOUBLE_FAULT`].
+pub const IST_MACHINE_CHECK: u8 = 3;
+/// Number of IST stacks in use.
+pub const IST_COUNT: usize = 3;
+
+/// Size of each early (static, unguarded) IST stack.
+const EARLY_IST_SIZE: usize = 16 * 1024;
+
+#[repr(C, align(16))]
+struct EarlyStack([u8; EARLY_IST_SIZE]);
+
+/// One CPU's descriptor tables.
+struct PerCpuTables {
+    gdt: GlobalDescriptorTable<8>,
+    tss: TaskStateSegment,
+}
+
+/// The boot CPU's tables.
+///
+/// `static mut` on purpose: after `lgdt`/`ltr` the CPU reads this memory behind Rust's back, and
+/// the IST slots are rewritten in place later. It is only ever reached through raw pointers,
+/// from this module, on the boot CPU with interrupts disabled. Other CPUs will get their own.
+static mut BSP_TABLES: PerCpuTables = PerCpuTables {
+    gdt: GlobalDescriptorTable::empty(),
+    tss: TaskStateSegment::new(),
+};
+
+/// The boot CPU's early IST stacks (in `.bss`: kept apart from the tables, which are not zero).
+/// Only the CPU uses them, through the TSS.
+static mut EARLY_IST: [EarlyStack; IST_COUNT] =
+    [const { EarlyStack([0; EARLY_IST_SIZE]) }; IST_COUNT];
+
+/// Builds and loads the boot CPU's GDT and TSS, and reloads every segment register.
+///
+/// # Safety
+/// Call once, on the boot CPU, with interrupts disabled, before any IDT gate uses an IST slot.
+pub unsafe fn init_bsp() {
+    let tables = &raw mut BSP_TABLES;
+    // SAFETY: single call on the boot CPU with interrupts off (caller contract): nothing else
+    // references `BSP_TABLES` while we build it, and the CPU does not use it until `lgdt`/`ltr`.
+    unsafe {
+        let tss = &raw mut (*tables).tss;
+        let early = &raw mut EARLY_IST;
+        for (slot, stack) in (*early).iter_mut().enumerate() {
+            // One past the end of the stack: its initial stack pointer.
+            let top = (stack as *mut EarlyStack).add(1) as u64;
+            (*tss).interrupt_stack_table[slot] = VirtAddr::new(top);
+        }
+        let gdt = &mut (*tables).gdt;
+        let kcs = gdt.append(Descriptor::kernel_code_segment());
+        let kss = gdt.append(Descriptor::kernel_data_segment());
+        gdt.append(Descriptor::UserSegment(DescriptorFlags::USER_CODE32.bits()));
+        let uss = gdt.append(Descriptor::user_data_segment());
+        let ucs = gdt.append(Descriptor::user_code_segment());
+        let tsel = gdt.append(Descriptor::tss_segment_unchecked(tss));
+        debug_assert_eq!(
+            [kcs.0, kss.0, uss.0, ucs.0, tsel.0],
+            [KERNEL_CS, KERNEL_SS, USER_SS, USER_CS, TSS_SEL]
+        );
+        gdt.load_unsafe();
+        CS::set_reg(SegmentSelector::new(KERNEL_CS >> 3, PrivilegeLevel::Ring0));
+        SS::set_reg(SegmentSelector::new(KERNEL_SS >> 3, PrivilegeLevel::Ring0));
+        // Data segments are ignored in long mode; null them so no loader selector lingers.
+        let null = SegmentSelector(0);
+        DS::set_reg(null);
+        ES::set_reg(null);
+        FS::set_reg(null);
+        GS::set_reg(null);
+        load_tss(SegmentSelector(TSS_SEL));
+    }
+}
+
+/// Points IST slot `ist` (1-based) at `top`. The old stack must not be in use by a handler.
+///
+/// # Safety
+/// Boot CPU, interrupts disabled; `top` is the 16-byte aligned top of a mapped kernel stack
+/// that stays mapped for as long as the slot points at it.
+pub unsafe fn set_ist(ist: u8, top: u64) {
+    let slot = usize::from(ist) - 1;
+    // SAFETY: per the contract nothing else accesses the TSS now; the CPU only reads the slot
+    // when delivering an exception, which cannot happen between these instructions for this slot
+    // (interrupts off; the NMI/#MC/#DF handlers are not running). The TSS is packed, so its IST
+    // slots are only 4-byte aligned: unaligned accesses.
+    unsafe {
+        let tss = &raw mut BSP_TABLES.tss;
+        (&raw mut (*tss).interrupt_stack_table[slot]).write_unaligned(VirtAddr::new(top));
+    }
+}
+
+/// The current IST stack tops (index 0 = IST1).
+pub fn ist_tops() -> [u64; IST_COUNT] {
+    let mut out = [0; IST_COUNT];
+    for (i, o) in out.iter_mut().enumerate() {
+        // SAFETY: reading an aligned u64 of the boot CPU's TSS; writers run only during boot.
+        // (Packed struct: the slot is only 4-byte aligned.)
+        *o = unsafe { (&raw const BSP_TABLES.tss.interrupt_stack_table[i]).read_unaligned() }
+            .as_u64();
+    }
+    out
+}
+
+/// The task register (the loaded TSS selector).
+pub fn task_register() -> u16 {
+    let tr: u16;
+    // SAFETY: `str` only reads TR.
+    unsafe { core::arch::asm!("str {0:x}", out(reg) tr, options(nomem, nostack, preserves_flags)) };
+    tr
+}
