@@ -141,6 +141,7 @@ hsync_trap_stubs:
     jmp hsync_trap_common
     .set hsync_vec, hsync_vec + 1
     .endr
+    .p2align 4
     .globl hsync_trap_stubs_end
 hsync_trap_stubs_end:
 
@@ -308,7 +309,34 @@ fn kernel_exception(frame: &mut TrapFrame) -> ! {
     let (v, err, rip) = (frame.vector, frame.error_code, frame.rip);
     if v == vector::PAGE_FAULT {
         let cr2 = Cr2::read_raw();
-        panic!("{name}: vector {v}, error code {err:#x}, rip {rip:#018x}, cr2 {cr2:#018x}");
+        let cause = PageFaultCause(err);
+        panic!(
+            "{name}: vector {v}, error code {err:#x} ({cause}), rip {rip:#018x}, cr2 {cr2:#018x}"
+        );
     }
     panic!("{name}: vector {v}, error code {err:#x}, rip {rip:#018x}");
+}
+
+/// The #PF error code in words: `not-present read kernel`, `protection write user fetch`, ...
+struct PageFaultCause(u64);
+
+impl fmt::Display for PageFaultCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = self.0;
+        let present = if e & 1 != 0 {
+            "protection"
+        } else {
+            "not-present"
+        };
+        let access = if e & 2 != 0 { "write" } else { "read" };
+        let mode = if e & 4 != 0 { "user" } else { "kernel" };
+        write!(f, "{present} {access} {mode}")?;
+        if e & 8 != 0 {
+            f.write_str(" reserved-bit")?;
+        }
+        if e & 16 != 0 {
+            f.write_str(" fetch")?;
+        }
+        Ok(())
+    }
 }
