@@ -1,0 +1,8 @@
+//! Links the shim with its own script: identity-linked at 1 MiB, one loadable segment.
+fn main() {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    println!("cargo:rustc-link-arg-bins=-T{dir}/linker.ld");
+    println!("cargo:rustc-link-arg-bins=-zmax-page-size=4096");
+    println!("cargo:rerun-if-changed=linker.ld");
+    println!("cargo:rerun-if-changed=src/boot.s");
+}
