@@ -183,7 +183,7 @@ impl fmt::Display for Text<'_> {
 
 /// A check's failure reason, formatted into a fixed buffer.
 struct Reason {
-    buf: [u8; 160],
+    buf: [u8; 112],
     len: usize,
 }
 impl Write for Reason {
@@ -199,11 +199,12 @@ impl Write for Reason {
 }
 
 type Check = Result<(), Reason>;
+type CheckFn = fn() -> Check;
 
 macro_rules! ensure {
     ($cond:expr, $($arg:tt)*) => {
         if !$cond {
-            let mut r = Reason { buf: [0; 160], len: 0 };
+            let mut r = Reason { buf: [0; 112], len: 0 };
             let _ = write!(r, $($arg)*);
             return Err(r);
         }
@@ -285,7 +286,7 @@ fn check_hhdm() -> Check {
     ensure!(r.is_some(), "no HHDM response");
     let off = hhdm();
     ensure!(
-        off >= 0xffff_8000_0000_0000 && off % 0x4000_0000 == 0,
+        off >= 0xffff_8000_0000_0000 && off.is_multiple_of(0x4000_0000),
         "odd HHDM offset {off:#018x}"
     );
     Ok(())
@@ -322,7 +323,7 @@ fn check_memmap() -> Check {
     for e in entries {
         let strict = [EntryType::USABLE, EntryType::BOOTLOADER_RECLAIMABLE].contains(&e.entry_type);
         ensure!(
-            !strict || (e.base | e.length) % 4096 == 0,
+            !strict || (e.base | e.length).is_multiple_of(4096),
             "unaligned {:#x}+{:#x}",
             e.base,
             e.length
@@ -355,7 +356,7 @@ fn check_executable_address() -> Check {
         r.virtual_base()
     );
     ensure!(
-        r.physical_base() % 4096 == 0,
+        r.physical_base().is_multiple_of(4096),
         "physical base {:#x} unaligned",
         r.physical_base()
     );
@@ -372,7 +373,10 @@ fn check_executable_file() -> Check {
         ensure!(false, "no executable file response");
         return Ok(());
     };
-    ensure!(f.addr() as u64 % 4096 == 0, "file not page-aligned");
+    ensure!(
+        (f.addr() as u64).is_multiple_of(4096),
+        "file not page-aligned"
+    );
     ensure!(f.size() > 64, "file size {}", f.size());
     // SAFETY: the response promises `size` bytes at `addr` (HHDM, executable-and-modules).
     let bytes = unsafe { core::slice::from_raw_parts(f.addr(), f.size() as usize) };
@@ -424,7 +428,10 @@ fn check_modules() -> Check {
         return Ok(());
     };
     ensure!(m.size() == PATTERN_LEN, "pattern size {}", m.size());
-    ensure!(m.addr() as u64 % 4096 == 0, "module not page-aligned");
+    ensure!(
+        (m.addr() as u64).is_multiple_of(4096),
+        "module not page-aligned"
+    );
     ensure!(
         m.path().to_bytes().starts_with(b"/"),
         "path {}",
@@ -597,7 +604,7 @@ fn check_hhdm_coverage() -> Check {
             } else if e.entry_type == EntryType::RESERVED && e.length >= 0x200000 {
                 // A large reserved range (e.g. the 4 GiB hole) must not be in the rev-3 HHDM.
                 ensure!(
-                    t.is_none() || e.base % 0x200000 != 0,
+                    t.is_none() || !e.base.is_multiple_of(0x200000),
                     "reserved {p:#x} is HHDM-mapped"
                 );
             }
@@ -655,7 +662,7 @@ fn check_framebuffer() -> Check {
 
 #[unsafe(no_mangle)]
 extern "C" fn probe_main() -> ! {
-    let checks: [(&str, fn() -> Check); 13] = [
+    let checks: [(&str, CheckFn); 13] = [
         ("base_revision", check_base_revision),
         ("hhdm", check_hhdm),
         ("entry_state", check_entry_state),
@@ -676,7 +683,7 @@ extern "C" fn probe_main() -> ! {
         // Without the HHDM, page walks would fault: report instead of crashing.
         let result = if name != "base_revision" && name != "hhdm" && HHDM.get_response().is_none() {
             Err(Reason {
-                buf: [0; 160],
+                buf: [0; 112],
                 len: 0,
             })
         } else {

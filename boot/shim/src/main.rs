@@ -157,9 +157,7 @@ impl Arena {
 #[unsafe(no_mangle)]
 extern "C" fn shim_main(eax: u32, ebx: u32) -> ! {
     serial::init();
-    let err = match boot(eax, ebx) {
-        Err(e) => e,
-    };
+    let Err(err) = boot(eax, ebx);
     println!("shim: cannot boot: {err:?}");
     fail()
 }
