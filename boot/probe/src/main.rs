@@ -8,6 +8,14 @@
 //! * kernel command line exactly [`EXPECTED_CMDLINE`];
 //! * one module with string `pattern`, [`PATTERN_LEN`] bytes, byte `i` = `(i * 7 + 3) mod 256`.
 //!
+//! Runs (`S` = hsync-shim ELF, `P` = this ELF, `pattern.bin` = the pattern module):
+//! * Multiboot1: `qemu-system-x86_64 -kernel S -initrd "P probe a=1 b=two,pattern.bin pattern"`;
+//! * PVH: shim built with `--features pvh-test`, `-initrd bundle -append "probe a=1 b=two"`, where
+//!   `bundle` is an initfs archive with entries `kernel` = P and `pattern` (see
+//!   `cargo run -p hsync-bootcore --example mkbundle`);
+//! * Multiboot2: a GRUB ISO with `module2 /boot/P /boot/P probe a=1 b=two` and
+//!   `module2 /boot/pattern.bin /boot/pattern.bin pattern` (it then also expects a WC framebuffer).
+//!
 //! It refuses to be anything more: no allocator, no interrupts, no recovery.
 #![no_std]
 #![no_main]
