@@ -393,5 +393,22 @@ fn map_physical_reads_rsdp() -> TestResult {
     );
     let sum = bytes.iter().fold(0u8, |a, &b| a.wrapping_add(b));
     ensure!(sum == 0, "RSDP checksum {sum:#x} != 0");
+
+    // The same bytes through an uncached window (firmware memory has no write-back alias in
+    // our tables, so this creates no conflicting memory types); the entry carries PCD + PWT.
+    let uc = super::map_physical(rsdp, 20, Cache::Uncached).map_err(|e| alloc::format!("{e:?}"))?;
+    ensure!(uc != v, "uncached request reused the write-back mapping");
+    let t = vmm::translate(uc.as_u64()).ok_or("uncached window unmapped")?;
+    ensure!(
+        t.flags.contains(Flags::NO_CACHE | Flags::WRITE_THROUGH),
+        "not uncached: {:?}",
+        t.flags
+    );
+    // SAFETY: `map_physical` mapped these 20 bytes readable.
+    let uc_bytes = unsafe { core::slice::from_raw_parts(uc.as_ptr::<u8>(), 20) };
+    ensure!(
+        uc_bytes == bytes,
+        "uncached view differs from the write-back view"
+    );
     Ok(())
 }

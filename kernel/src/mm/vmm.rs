@@ -359,7 +359,10 @@ fn map_fresh(k: &mut KernelSpace, virt: u64, pages: u64) -> Result<(), MmError> 
 /// [`map_fresh`] taking the lock (for the heap's growth). Fails with `NotReady` before
 /// [`init`], so an allocation that early fails cleanly instead of panicking under the heap lock.
 pub(super) fn map_fresh_locked(virt: u64, pages: u64) -> Result<(), MmError> {
-    KSPACE.lock().as_mut().map_or(Err(MmError::NotReady), |k| map_fresh(k, virt, pages))
+    KSPACE
+        .lock()
+        .as_mut()
+        .map_or(Err(MmError::NotReady), |k| map_fresh(k, virt, pages))
 }
 
 /// A kernel stack with an unmapped guard page below it.
