@@ -5,5 +5,6 @@
 //! This crate refuses to touch hardware or allocate behind the caller's back.
 #![no_std]
 
+pub mod cap;
 pub mod frame;
 pub mod mem;

@@ -1,0 +1,51 @@
+//! The HSYNC-OS system-call ABI: the one contract between the kernel and user space.
+//!
+//! Both sides depend on this crate — the kernel's dispatcher decodes raw registers with it, and
+//! `libhsync` encodes them with it — so a number, a bit or a struct offset can only change in one
+//! place. It defines:
+//!
+//! * [`Sysnum`]: every system call, and the register convention ([`regs`]);
+//! * [`Error`]: the status codes a call returns, each classed as recoverable or misuse;
+//! * [`Handle`], [`Rights`], [`ObjectKind`]: how a process names kernel objects;
+//! * [`MsgInfo`], [`IpcBuffer`]: the IPC message layout (register fast path + per-thread buffer);
+//! * [`MapFlags`]: page permissions for mapping a Frame;
+//! * [`FaultRecord`], [`ExitStatus`]: what a supervisor learns when a process ends.
+//!
+//! The crate is plain data and pure functions: no `unsafe`, no allocation, no policy. Everything
+//! that decodes a value from the other side of the boundary is a checked `TryFrom`/`from_raw`,
+//! never a cast, so a hostile register value becomes an [`Error`], not undefined behaviour.
+//!
+//! The prose reference is `docs/syscalls.md`, `docs/ipc.md` and `docs/capabilities.md`; a test
+//! fails when a system call or error code is missing there.
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[macro_use]
+mod macros;
+
+mod error;
+mod fault;
+mod handle;
+mod ipc;
+mod map;
+pub mod regs;
+mod sysnum;
+
+pub use error::{Error, ErrorClass, UnknownError};
+pub use fault::{ExitStatus, FaultKind, FaultRecord};
+pub use handle::{Handle, ObjectKind, Rights};
+pub use ipc::{IpcBuffer, MAX_MSG_HANDLES, MAX_MSG_WORDS, MsgInfo, REG_MSG_WORDS};
+pub use map::{
+    DEADLINE_NEVER, DEADLINE_NOW, DEBUG_LOG_MAX, MapFlags, PAGE_SIZE, PRIORITY_LEVELS,
+    PROCESS_NAME_MAX,
+};
+pub use sysnum::Sysnum;
+
+/// Version of this ABI. Bumped on every incompatible change (a renumbered call, a moved field, a
+/// changed register). Additions that old binaries cannot observe (a new call number, a new
+/// error code) bump it too while the system is young: every binary is rebuilt with the kernel.
+pub const ABI_VERSION: u32 = 1;
+
+#[cfg(test)]
+mod tests;
