@@ -65,12 +65,14 @@ pub fn configure(info: &BootInfo) {
 pub fn banner(info: &BootInfo) {
     let (loader, loader_version) = info.bootloader;
     log::info!(
+        target: "boot",
         "HSYNC-OS {} booted by {loader} {loader_version} ({:?}), cmdline \"{}\"",
         env!("CARGO_PKG_VERSION"),
         info.firmware,
         info.cmdline
     );
     log::info!(
+        target: "boot",
         "kernel at {:#018x} (phys {:#x}), hhdm {:#018x}, {} memory map entries, {} module(s), rsdp {:?}",
         info.kernel_virt_base,
         info.kernel_phys_base,
@@ -81,6 +83,7 @@ pub fn banner(info: &BootInfo) {
     );
     for m in info.modules {
         log::info!(
+            target: "boot",
             "module {} \"{}\" at {:#x}, {} bytes",
             m.path,
             m.string,
@@ -89,11 +92,12 @@ pub fn banner(info: &BootInfo) {
         );
     }
     match info.initfs() {
-        Some(m) => log::info!("initfs: {}", m.path),
-        None => log::warn!("no boot module: no initfs"),
+        Some(m) => log::info!(target: "boot", "initfs: {}", m.path),
+        None => log::warn!(target: "boot", "no boot module: no initfs"),
     }
     match &info.framebuffer {
         Some(fb) => log::info!(
+            target: "boot",
             "framebuffer {}x{}x{} pitch {} rgb {:?} at {:#x}",
             fb.width,
             fb.height,
@@ -102,6 +106,6 @@ pub fn banner(info: &BootInfo) {
             fb.rgb,
             fb.phys
         ),
-        None => log::info!("no framebuffer (VGA text mode, if any, is left alone)"),
+        None => log::info!(target: "boot", "no framebuffer (VGA text mode, if any, is left alone)"),
     }
 }

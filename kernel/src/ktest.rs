@@ -71,6 +71,11 @@ pub fn run_all_and_exit() -> ! {
 }
 
 /// `test panic-test`: panics on purpose so xtask can check the report and the exit status.
-pub fn panic_test() -> ! {
-    panic!("panic-test: deliberate panic requested on the command line");
+/// `panic-test=fault` panics through a kernel page fault (exception report with registers),
+/// `panic-test=overflow` through a stack overflow (guard page, double fault on its IST stack).
+pub fn panic_test(kind: &str) -> ! {
+    match kind {
+        "fault" | "overflow" => arch::provoke_fault(kind),
+        _ => panic!("panic-test: deliberate panic requested on the command line"),
+    }
 }

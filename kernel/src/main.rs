@@ -38,8 +38,8 @@ fn kmain_on_kernel_stack(info: &'static boot::BootInfo) -> ! {
     mm::log_summary();
 
     if info.cmdline_has("test") {
-        if info.cmdline_has("panic-test") {
-            ktest::panic_test();
+        if let Some(kind) = info.cmdline_value("panic-test") {
+            ktest::panic_test(kind);
         }
         ktest::run_all_and_exit();
     }

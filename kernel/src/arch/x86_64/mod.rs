@@ -62,6 +62,12 @@ pub fn log_cpu_features() {
     log::info!(target: "cpu", "cpu0: {}", cpu::brand(&mut buf));
     let features = cpu::features();
     log::info!(target: "cpu", "features: {}", FeatureList(features));
+    match time::tsc_hz() {
+        Some(hz) => {
+            log::info!(target: "cpu", "TSC {}.{:03} MHz (PIT-calibrated)", hz / 1_000_000, hz / 1000 % 1000)
+        }
+        None => log::warn!(target: "cpu", "TSC not calibrated (no PIT); log timestamps stay 0"),
+    }
     if !features.invariant_tsc {
         log::warn!(target: "cpu", "TSC is not invariant; timestamps may drift");
     }
@@ -120,6 +126,32 @@ pub fn exit_success() -> ! {
 pub fn idle() -> ! {
     loop {
         x86_64::instructions::interrupts::enable_and_hlt();
+    }
+}
+
+/// Deliberately crashes for `panic-test=fault|overflow` (test mode), so the exception report
+/// and the double-fault path can be checked end to end. Never returns.
+pub fn provoke_fault(kind: &str) -> ! {
+    match kind {
+        // A kernel read of an unmapped higher-half page: #PF -> exception report -> panic.
+        "fault" => {
+            // SAFETY: deliberately faults; the #PF handler panics and never returns here. The
+            // load happens in asm, so no Rust-level reference to the address exists.
+            unsafe {
+                core::arch::asm!("mov rax, [{}]", in(reg) 0xffff_f800_dead_0000u64, out("rax") _)
+            };
+            unreachable!("the read of an unmapped page returned")
+        }
+        // Unbounded recursion into the guard page: the #PF cannot be pushed on the dead
+        // stack, so the CPU raises #DF, which runs on its own IST stack.
+        _ => {
+            #[allow(unconditional_recursion, reason = "the point: run into the guard page")]
+            fn recurse(depth: u64) -> u64 {
+                core::hint::black_box(recurse(core::hint::black_box(depth + 1))) + 1
+            }
+            recurse(0);
+            unreachable!("infinite recursion returned")
+        }
     }
 }
 
