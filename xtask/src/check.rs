@@ -5,9 +5,22 @@ use crate::artifacts::{TARGET, root};
 use crate::tools::{cargo, run_checked, step};
 
 /// Crates built for the host (tested with `cargo test`).
-const HOST: &[&str] = &["xtask", "hsync-initfs", "hsync-bootcore", "hsync-kcore"];
+const HOST: &[&str] = &[
+    "xtask",
+    "hsync-initfs",
+    "hsync-bootcore",
+    "hsync-kcore",
+    "hsync-abi",
+];
 /// Crates built for bare metal.
-const BARE: &[&str] = &["hsync-kernel", "hsync-shim", "libhsync", "hsync-initfs"];
+const BARE: &[&str] = &[
+    "hsync-kernel",
+    "hsync-shim",
+    "hsync-bootprobe",
+    "libhsync",
+    "hsync-initfs",
+    "hsync-abi",
+];
 
 /// Runs every check, failing on the first problem.
 pub fn run() -> Result<()> {

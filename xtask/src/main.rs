@@ -6,6 +6,7 @@
 
 mod artifacts;
 mod check;
+mod images;
 mod qemu;
 mod symbolize;
 mod test;

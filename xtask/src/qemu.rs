@@ -74,6 +74,13 @@ pub enum Boot {
         /// `-append`, if any.
         append: Option<String>,
     },
+    /// Boot an ISO from the CD drive: SeaBIOS on `pc`, or OVMF (UEFI) on `q35`.
+    Cdrom {
+        /// The image.
+        iso: PathBuf,
+        /// Boot through UEFI firmware instead of the BIOS.
+        uefi: bool,
+    },
 }
 
 /// How a QEMU run ended.
@@ -115,7 +122,11 @@ impl Outcome {
 pub fn command(machine: &Machine, boot: &Boot) -> Result<Command> {
     let qemu = require("qemu-system-x86_64", "qemu-system-x86")?;
     let mut cmd = Command::new(qemu);
-    cmd.args(["-M", "pc", "-no-reboot", "-serial", "stdio"]);
+    let machine_type = match boot {
+        Boot::Cdrom { uefi: true, .. } => "q35",
+        _ => "pc",
+    };
+    cmd.args(["-M", machine_type, "-no-reboot", "-serial", "stdio"]);
     cmd.args([
         "-device",
         &format!("isa-debug-exit,iobase={DEBUG_EXIT_PORT},iosize=0x04"),
@@ -155,6 +166,19 @@ pub fn command(machine: &Machine, boot: &Boot) -> Result<Command> {
             if let Some(append) = append {
                 cmd.args(["-append", append]);
             }
+        }
+        Boot::Cdrom { iso, uefi } => {
+            if *uefi {
+                let (code, vars) = crate::images::ovmf()?;
+                cmd.arg("-drive");
+                cmd.arg(format!(
+                    "if=pflash,format=raw,readonly=on,file={}",
+                    code.display()
+                ));
+                cmd.arg("-drive")
+                    .arg(format!("if=pflash,format=raw,file={}", vars.display()));
+            }
+            cmd.arg("-cdrom").arg(iso);
         }
     }
     cmd.args(&machine.extra);

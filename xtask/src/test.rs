@@ -8,13 +8,22 @@ use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use crate::Result;
+use std::path::PathBuf;
+
 use crate::artifacts::{self, Artifacts};
-use crate::qemu::{self, Boot, Captured, Machine, Outcome};
+use crate::images::{self, IsoModule};
+use crate::qemu::{self, Boot, Captured, Machine, Module, Outcome};
 use crate::symbolize::Symbolizer;
 use crate::tools::{cargo, step};
 
 /// Host crates with unit tests (the arch-free logic).
-const HOST_CRATES: &[&str] = &["hsync-initfs", "hsync-bootcore", "hsync-kcore", "xtask"];
+const HOST_CRATES: &[&str] = &[
+    "hsync-initfs",
+    "hsync-bootcore",
+    "hsync-kcore",
+    "hsync-abi",
+    "xtask",
+];
 
 /// One test's verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,12 +46,57 @@ impl Case {
     }
 }
 
+/// What suites boot, built on first use so a filtered run builds only what it needs.
+struct Ctx {
+    release: bool,
+    system: Artifacts,
+    probe: Option<PathBuf>,
+    pattern: Option<PathBuf>,
+    probe_iso: Option<PathBuf>,
+}
+
+impl Ctx {
+    fn probe(&mut self) -> Result<PathBuf> {
+        if self.probe.is_none() {
+            self.probe = Some(images::probe(self.release)?);
+        }
+        Ok(self.probe.clone().unwrap_or_default())
+    }
+
+    fn pattern(&mut self) -> Result<PathBuf> {
+        if self.pattern.is_none() {
+            self.pattern = Some(images::pattern()?);
+        }
+        Ok(self.pattern.clone().unwrap_or_default())
+    }
+
+    fn probe_iso(&mut self) -> Result<PathBuf> {
+        if self.probe_iso.is_none() {
+            let (probe, pattern) = (self.probe()?, self.pattern()?);
+            let modules = [
+                IsoModule {
+                    source: &probe,
+                    name: "probe.elf",
+                    args: images::PROBE_CMDLINE,
+                },
+                IsoModule {
+                    source: &pattern,
+                    name: "pattern.bin",
+                    args: "pattern",
+                },
+            ];
+            self.probe_iso = Some(images::grub_iso("probe.iso", &self.system.shim, &modules)?);
+        }
+        Ok(self.probe_iso.clone().unwrap_or_default())
+    }
+}
+
 /// A QEMU suite: a name, how to boot, how long to wait, how to judge the output.
 struct Suite {
     name: &'static str,
     timeout_secs: u64,
     machine: fn() -> Machine,
-    boot: fn(&Artifacts) -> Boot,
+    boot: fn(&mut Ctx) -> Result<Boot>,
     judge: fn(&str, &Captured) -> Vec<Case>,
 }
 
@@ -64,48 +118,118 @@ fn big_machine() -> Machine {
     }
 }
 
+fn system(cmdline: &'static str) -> impl Fn(&mut Ctx) -> Result<Boot> {
+    move |ctx| Ok(qemu::system_boot(&ctx.system, cmdline))
+}
+
 const SUITES: &[Suite] = &[
     Suite {
         name: "kernel",
         timeout_secs: 120,
         machine: default_machine,
-        boot: |a| qemu::system_boot(a, "test"),
+        boot: |ctx| system("test")(ctx),
         judge: judge_ktest,
     },
     Suite {
         name: "kernel-qemu64",
         timeout_secs: 120,
         machine: qemu64_machine,
-        boot: |a| qemu::system_boot(a, "test"),
+        boot: |ctx| system("test")(ctx),
         judge: judge_ktest,
     },
     Suite {
         name: "kernel-4g",
         timeout_secs: 180,
         machine: big_machine,
-        boot: |a| qemu::system_boot(a, "test"),
+        boot: |ctx| system("test")(ctx),
         judge: judge_ktest,
     },
     Suite {
         name: "boot",
         timeout_secs: 60,
         machine: default_machine,
-        boot: |a| qemu::system_boot(a, "poweroff"),
+        boot: |ctx| system("poweroff")(ctx),
         judge: judge_boot,
     },
     Suite {
         name: "idle",
-        timeout_secs: 15,
+        timeout_secs: 5,
         machine: default_machine,
-        boot: |a| qemu::system_boot(a, ""),
+        boot: |ctx| system("")(ctx),
         judge: judge_idle,
     },
     Suite {
         name: "panic",
         timeout_secs: 60,
         machine: default_machine,
-        boot: |a| qemu::system_boot(a, "test panic-test"),
+        boot: |ctx| system("test panic-test")(ctx),
         judge: judge_panic,
+    },
+    // The boot shim, checked by the probe kernel through every entry path.
+    Suite {
+        name: "shim-multiboot1",
+        timeout_secs: 60,
+        machine: default_machine,
+        boot: |ctx| {
+            let (probe, pattern) = (ctx.probe()?, ctx.pattern()?);
+            Ok(Boot::Direct {
+                loader: ctx.system.shim.clone(),
+                modules: vec![
+                    Module {
+                        path: probe,
+                        args: images::PROBE_CMDLINE.into(),
+                    },
+                    Module {
+                        path: pattern,
+                        args: "pattern".into(),
+                    },
+                ],
+                append: None,
+            })
+        },
+        judge: judge_ktest,
+    },
+    Suite {
+        name: "shim-pvh",
+        timeout_secs: 60,
+        machine: default_machine,
+        boot: |ctx| {
+            let (probe, pattern) = (ctx.probe()?, ctx.pattern()?);
+            let bundle = images::bundle("probe-bundle.img", &probe, &[("pattern", &pattern)])?;
+            Ok(Boot::Direct {
+                loader: images::pvh_shim(ctx.release)?,
+                modules: vec![Module {
+                    path: bundle,
+                    args: String::new(),
+                }],
+                append: Some(images::PROBE_CMDLINE.into()),
+            })
+        },
+        judge: judge_ktest,
+    },
+    Suite {
+        name: "shim-multiboot2-bios",
+        timeout_secs: 90,
+        machine: default_machine,
+        boot: |ctx| {
+            Ok(Boot::Cdrom {
+                iso: ctx.probe_iso()?,
+                uefi: false,
+            })
+        },
+        judge: judge_ktest,
+    },
+    Suite {
+        name: "shim-multiboot2-uefi",
+        timeout_secs: 180,
+        machine: default_machine,
+        boot: |ctx| {
+            Ok(Boot::Cdrom {
+                iso: ctx.probe_iso()?,
+                uefi: true,
+            })
+        },
+        judge: judge_ktest,
     },
 ];
 
@@ -121,11 +245,19 @@ pub fn run(filter: Option<&str>, release: bool) -> Result<ExitCode> {
 
     let suites: Vec<&Suite> = SUITES.iter().filter(|s| wanted(s.name)).collect();
     if !suites.is_empty() {
-        let artifacts = artifacts::build(release)?;
-        let symbolizer = Symbolizer::new(&artifacts.kernel);
+        let system = artifacts::build(release)?;
+        let symbolizer = Symbolizer::new(&system.kernel);
+        let mut ctx = Ctx {
+            release,
+            system,
+            probe: None,
+            pattern: None,
+            probe_iso: None,
+        };
         for suite in suites {
+            let boot = (suite.boot)(&mut ctx)?;
             step(&format!("QEMU suite `{}`", suite.name));
-            let cmd = qemu::command(&(suite.machine)(), &(suite.boot)(&artifacts))?;
+            let cmd = qemu::command(&(suite.machine)(), &boot)?;
             let timeout = Duration::from_secs(suite.timeout_secs);
             let captured = qemu::run_captured(cmd, &symbolizer, Some(timeout), false, false)?;
             let results = (suite.judge)(suite.name, &captured);
