@@ -216,6 +216,11 @@ fn region_kind(t: EntryType) -> RegionKind {
     }
 }
 
+/// The [`BootInfo`] once [`collect`] has run.
+pub fn info() -> Option<&'static BootInfo> {
+    BOOT_INFO.get()
+}
+
 /// Reads the Limine responses into a `'static` [`BootInfo`]. Panics (with a clear message) only
 /// when a response the kernel cannot run without (HHDM, memory map, executable address) is missing.
 /// Halts with a message when the loader does not support our base revision.

@@ -36,7 +36,7 @@ macro_rules! ensure {
 }
 
 /// Every suite, in run order.
-const SUITES: &[&[KTest]] = &[arch::TESTS, crate::mm::TESTS];
+const SUITES: &[&[KTest]] = &[arch::TESTS, crate::mm::TESTS, crate::initfs::TESTS];
 
 /// One wire-format line, outside the logger so that `log=error` cannot hide it.
 fn line(args: core::fmt::Arguments<'_>) {

@@ -12,6 +12,7 @@ extern crate alloc;
 
 mod arch;
 mod boot;
+mod initfs;
 mod klog;
 mod ktest;
 mod mm;
@@ -36,6 +37,7 @@ pub fn kmain() -> ! {
 fn kmain_on_kernel_stack(info: &'static boot::BootInfo) -> ! {
     mm::reclaim_bootloader_memory(info);
     mm::log_summary();
+    initfs::log_contents(info);
 
     if info.cmdline_has("test") {
         if let Some(kind) = info.cmdline_value("panic-test") {

@@ -12,14 +12,26 @@ const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
 /// Symbolizes lines against one ELF file.
 pub struct Symbolizer {
     loader: Option<addr2line::Loader>,
+    /// The `.text` range: only code addresses are annotated (not data or stack pointers).
+    text: Option<(u64, u64)>,
 }
 
 impl Symbolizer {
     /// Loads debug info from `elf`; without it (missing file, stripped) lines pass unchanged.
     pub fn new(elf: &Path) -> Self {
+        let loader = addr2line::Loader::new(elf).ok();
+        let text = loader.as_ref().and_then(|l| l.get_section_range(b".text"));
         Self {
-            loader: addr2line::Loader::new(elf).ok(),
+            loader,
+            text: text.map(|r| (r.begin, r.end)),
         }
+    }
+
+    fn is_code(&self, addr: u64) -> bool {
+        addr >= KERNEL_BASE
+            && self
+                .text
+                .is_none_or(|(begin, end)| (begin..end).contains(&addr))
     }
 
     /// Returns `line` with ` [function file:line]` after every kernel address found in it.
@@ -39,7 +51,7 @@ impl Symbolizer {
                 .then(|| u64::from_str_radix(&digits[..16], 16).ok())
                 .flatten();
             out.push_str(&token[..2 + hex_len]);
-            if let Some(addr) = value.filter(|&a| a >= KERNEL_BASE) {
+            if let Some(addr) = value.filter(|&a| self.is_code(a)) {
                 let probe = if is_backtrace { addr - 1 } else { addr };
                 if let Some(sym) = describe(loader, probe) {
                     out.push_str(" [");
@@ -55,22 +67,40 @@ impl Symbolizer {
 }
 
 fn describe(loader: &addr2line::Loader, addr: u64) -> Option<String> {
+    // A symbol that starts exactly here (e.g. `_start`, written in assembly without debug info)
+    // is authoritative: the DWARF ranges of a neighbouring function may claim its first byte.
+    let exact = loader
+        .find_symbol_info(addr)
+        .filter(|s| s.address() == addr)
+        .map(|s| demangle(s.name()));
     let mut frames = loader.find_frames(addr).ok()?;
     // The innermost frame is the most precise; inlined callers add nothing for a one-line view.
     if let Ok(Some(frame)) = frames.next() {
         let function = frame
             .function
             .as_ref()
-            .and_then(|f| f.demangle().ok().map(|s| strip_hash(&s).to_owned()))
-            .or_else(|| loader.find_symbol(addr).map(str::to_owned))?;
+            .and_then(|f| f.demangle().ok().map(|s| strip_hash(&s).to_owned()));
         let location = frame.location.and_then(|l| {
             let file = l.file?;
             let file = file.rsplit_once("/src/").map_or(file, |(_, f)| f);
             Some(format!(" {file}:{}", l.line.unwrap_or(0)))
         });
-        return Some(format!("{function}{}", location.unwrap_or_default()));
+        match (exact, function) {
+            (Some(sym), Some(f)) if sym != f => return Some(sym),
+            (_, Some(f)) => return Some(format!("{f}{}", location.unwrap_or_default())),
+            (exact, None) => return exact.or_else(|| symbol(loader, addr)),
+        }
     }
-    loader.find_symbol(addr).map(str::to_owned)
+    exact.or_else(|| symbol(loader, addr))
+}
+
+fn demangle(name: &str) -> String {
+    strip_hash(&addr2line::demangle_auto(name.into(), None)).to_owned()
+}
+
+/// The ELF symbol covering `addr` (for code without debug info, e.g. assembly), demangled.
+fn symbol(loader: &addr2line::Loader, addr: u64) -> Option<String> {
+    loader.find_symbol(addr).map(demangle)
 }
 
 /// Drops rustc's `::h0123456789abcdef` suffix.

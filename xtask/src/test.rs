@@ -165,6 +165,20 @@ const SUITES: &[Suite] = &[
         boot: |ctx| system("test panic-test")(ctx),
         judge: judge_panic,
     },
+    Suite {
+        name: "panic-pagefault",
+        timeout_secs: 60,
+        machine: default_machine,
+        boot: |ctx| system("test panic-test=fault")(ctx),
+        judge: judge_page_fault,
+    },
+    Suite {
+        name: "panic-stack-overflow",
+        timeout_secs: 60,
+        machine: default_machine,
+        boot: |ctx| system("test panic-test=overflow")(ctx),
+        judge: judge_stack_overflow,
+    },
     // The boot shim, checked by the probe kernel through every entry path.
     Suite {
         name: "shim-multiboot1",
@@ -530,6 +544,57 @@ pub fn judge_panic(suite: &str, run: &Captured) -> Vec<Case> {
             format!("expected the failure exit (0x11), got {:?}", run.outcome),
         ),
     ]
+}
+
+/// The report of an exception taken in kernel mode: vector, CR2, registers, backtrace, exit.
+fn judge_exception(suite: &str, run: &Captured, what: &str, needles: &[&str]) -> Vec<Case> {
+    let out = &run.output;
+    let report = out.find("KERNEL PANIC").map(|i| &out[i..]).unwrap_or("");
+    let registers = ["rax=0x", "rsp=0x", "r15=0x", "rip=0x", "rflags=0x", "cs=0x"];
+    vec![
+        check(
+            suite,
+            "exception_named",
+            needles.iter().all(|n| report.contains(n)),
+            format!("report does not name the {what} with {needles:?}"),
+        ),
+        check(
+            suite,
+            "registers_dumped",
+            registers.iter().all(|r| report.contains(r)),
+            "register dump incomplete",
+        ),
+        check(
+            suite,
+            "symbolized_backtrace",
+            report
+                .lines()
+                .any(|l| l.trim_start().starts_with("#0") && l.contains("hsync_kernel::")),
+            "frame #0 not symbolized to an hsync_kernel function",
+        ),
+        check(
+            suite,
+            "exit_failure",
+            run.outcome == Outcome::Failure,
+            format!("expected the failure exit (0x11), got {:?}", run.outcome),
+        ),
+    ]
+}
+
+/// A deliberate read of an unmapped kernel address.
+pub fn judge_page_fault(suite: &str, run: &Captured) -> Vec<Case> {
+    judge_exception(
+        suite,
+        run,
+        "page fault",
+        &["#PF", "vector 14", "cr2 0x", "not-present"],
+    )
+}
+
+/// Unbounded recursion on a kernel stack: the guard page turns it into a double fault that is
+/// handled on its own IST stack instead of triple-faulting the machine.
+pub fn judge_stack_overflow(suite: &str, run: &Captured) -> Vec<Case> {
+    judge_exception(suite, run, "double fault", &["#DF", "vector 8"])
 }
 
 #[cfg(test)]

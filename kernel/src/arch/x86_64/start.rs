@@ -12,11 +12,13 @@ global_asm!(
     r#"
     .section .text._start, "ax", @progbits
     .globl _start
+    .type _start, @function
 _start:
     xor ebp, ebp
     and rsp, -16
     call {entry}
     ud2
+    .size _start, . - _start
     "#,
     entry = sym kernel_entry,
 );
