@@ -17,6 +17,8 @@ mod klog;
 mod ktest;
 mod mm;
 mod panic;
+mod sched;
+mod syscall;
 
 /// Kernel entry after the arch `_start` stub: interrupts off, on the loader's stack.
 pub fn kmain() -> ! {

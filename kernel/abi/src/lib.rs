@@ -30,6 +30,7 @@ mod handle;
 mod ipc;
 mod map;
 pub mod regs;
+pub mod startup;
 mod sysnum;
 
 pub use error::{Error, ErrorClass, UnknownError};

@@ -93,6 +93,8 @@ code_enum! {
         SleepUntil = 31 => "sleep_until",
         /// `clock_read() -> ns`: the monotonic clock, in nanoseconds since boot.
         ClockRead = 32 => "clock_read",
+        /// `null()`: does nothing and succeeds; the baseline of the syscall benchmark.
+        Null = 33 => "null",
     }
 }
 

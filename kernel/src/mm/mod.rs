@@ -15,7 +15,10 @@ use crate::arch::paging::PagingError;
 use crate::boot::BootInfo;
 use crate::ktest::KTest;
 
+pub mod aspace;
+pub mod elf;
 pub mod heap;
+pub mod memory;
 pub mod pmm;
 mod tests;
 pub mod vmm;

@@ -22,6 +22,7 @@ mod start;
 mod tests;
 mod time;
 mod trap;
+mod user;
 
 pub use self::backtrace::{current_rbp, walk as walk_frames};
 pub use self::cpu::cpu_id;
@@ -29,6 +30,10 @@ pub use self::power::halt_forever;
 pub use self::serial::{lock as console, lock_for_panic as panic_console};
 pub use self::time::uptime_ns;
 pub use self::trap::take_panic_frame;
+pub use self::user::{
+    KernelContext, UserFault, UserRegs, init_context, load_address_space, return_to_user,
+    set_kernel_stack, switch_context, timer_start, user_access,
+};
 
 /// Pages per guarded IST stack (double fault, NMI, machine check).
 const IST_STACK_PAGES: usize = 4;
