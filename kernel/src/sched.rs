@@ -6,13 +6,25 @@
 
 use crate::arch::UserFault;
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Timer ticks seen so far (placeholder bookkeeping until the scheduler lands).
+static TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// Timer ticks seen so far.
+pub fn ticks() -> u64 {
+    TICKS.load(Ordering::Relaxed)
+}
+
 /// Called by the timer interrupt (from user mode or idle). May switch threads.
+/// (Contract placeholder: counts ticks; kcore2 adds preemption.)
 pub fn on_timer_tick() {
-    todo!("kcore2")
+    TICKS.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Called by the trap dispatcher for an exception in ring 3: kill the current process, deliver
 /// its fault record, run something else. Never returns.
-pub fn on_user_fault(_fault: &UserFault) -> ! {
-    todo!("kcore2")
+/// (Contract placeholder: kcore2 replaces the panic with killing the process.)
+pub fn on_user_fault(fault: &UserFault) -> ! {
+    panic!("user fault with no process model yet: {fault:?}")
 }

@@ -95,6 +95,9 @@ code_enum! {
         ClockRead = 32 => "clock_read",
         /// `null()`: does nothing and succeeds; the baseline of the syscall benchmark.
         Null = 33 => "null",
+        /// `system_info() -> (free, used, total, processes, threads, objects)`: PMM frame counters
+        /// and live kernel-object counts, for tests (leak checks), `mem` and `ps`.
+        SystemInfo = 34 => "system_info",
     }
 }
 
