@@ -8,3 +8,4 @@
 pub mod cap;
 pub mod frame;
 pub mod mem;
+pub mod sched;
