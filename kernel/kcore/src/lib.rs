@@ -6,6 +6,8 @@
 #![no_std]
 
 pub mod cap;
+pub mod elf;
 pub mod frame;
 pub mod mem;
 pub mod sched;
+pub mod user;
