@@ -2,59 +2,380 @@
 //! `Memory` with W^X, checked copies to/from user memory, teardown that frees every page-table
 //! frame (and drops its references to `Memory`).
 //!
-//! OWNER: kmm2 (kernel-core wave). Contract with kcore2: keep names/signatures, add freely.
+//! # Layout and ownership
+//! PML4 entries `256..512` are copied from the kernel's PML4 when the space is created; the
+//! kernel preallocated all of them, so the upper half never needs updating. The lower half holds
+//! only user mappings (`USER_ACCESSIBLE`), each R, RW+NX or RX — never W+X. Every mapping is a
+//! [`Region`] that keeps its `Arc<Memory>`, so a frame lives at least as long as a PTE points at
+//! it. Dropping the space unlinks and frees every lower-half table frame, then the regions.
+//!
+//! # User copies
+//! [`AddressSpace::copy_from_user`] / [`AddressSpace::copy_to_user`] take the address as an
+//! unchecked claim: `hsync_kcore::user::UserRange` checks the shape (user half, no overflow), then
+//! this space's own page tables are walked for every page touched (present, user, writable for
+//! writes, not device memory), and the bytes are copied through the kernel's direct map of the
+//! translated frame. We walk instead of dereferencing user pointers under `stac` because
+//! (1) it works for any space, not only the current one (process creation, IPC between two
+//! spaces), (2) no access can fault, so there is no fault-fixup machinery in the kernel, and
+//! (3) SMAP stays on for every kernel instruction. A copy to user memory validates every page
+//! before writing the first byte, so a failed copy changes nothing.
 
+use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use hsync_abi::{Error, MapFlags};
+use hsync_kcore::user::{UserRange, is_user_page_range};
 
-use super::MmError;
 use super::memory::Memory;
+use super::{MmError, pmm, vmm};
+use crate::arch::paging::{
+    self, Cache, Flags, PAGE_4K, PageSize, PageTables, PagingError, TableFrames, Translation,
+};
+
+/// Software PTE bit (ignored by the CPU) marking device memory: copies refuse such pages, since
+/// the direct map does not cover them.
+const DEVICE: Flags = Flags::BIT_9;
+
+/// Source of unique address-space ids (never reused, so a PCID allocator can detect reuse).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One mapping: `pages` pages of `mem` from its page `first_page` on, with `flags`.
+#[derive(Debug)]
+struct Region {
+    pages: u64,
+    mem: Arc<Memory>,
+    first_page: usize,
+    flags: MapFlags,
+}
+
+/// Page-table frames for user trees: PMM frames zeroed through the HHDM.
+struct UserTables {
+    hhdm: u64,
+}
+
+impl TableFrames for UserTables {
+    fn alloc_zeroed(&mut self) -> Option<u64> {
+        let phys = pmm::alloc_frame()?;
+        // SAFETY: the PMM just handed us `phys`, mapped RW by the HHDM, referenced by nothing.
+        unsafe { core::ptr::write_bytes((self.hhdm + phys) as *mut u8, 0, PAGE_4K as usize) };
+        Some(phys)
+    }
+}
 
 /// A process's address space.
 #[derive(Debug)]
 pub struct AddressSpace {
-    _private: (),
+    tables: PageTables,
+    hhdm: u64,
+    regions: BTreeMap<u64, Region>,
+    id: u64,
+    /// A mapping was removed while this space was not loaded on this CPU: with PCIDs, stale
+    /// TLB entries tagged with this space's PCID may exist (see [`Self::take_tlb_stale`]).
+    tlb_stale: AtomicBool,
+}
+
+fn pte_flags(flags: MapFlags, device: bool) -> Flags {
+    let mut f = Flags::USER_ACCESSIBLE;
+    if flags.contains(MapFlags::WRITE) {
+        f |= Flags::WRITABLE;
+    }
+    if !flags.contains(MapFlags::EXECUTE) {
+        f |= Flags::NO_EXECUTE;
+    }
+    if device {
+        f |= DEVICE;
+    }
+    f
 }
 
 impl AddressSpace {
     /// An empty address space (kernel half shared, user half empty).
     pub fn new() -> Result<AddressSpace, MmError> {
-        todo!("kmm2")
+        let hhdm = vmm::hhdm_offset();
+        let pml4 = UserTables { hhdm }
+            .alloc_zeroed()
+            .ok_or(MmError::OutOfMemory)?;
+        // SAFETY: `pml4` is a fresh zeroed frame owned by this value alone; the HHDM maps it
+        // and every table frame we will link below it (all come from the PMM).
+        let mut tables = unsafe { PageTables::new(pml4, hhdm) };
+        vmm::share_kernel_half(&mut tables);
+        Ok(AddressSpace {
+            tables,
+            hhdm,
+            regions: BTreeMap::new(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            tlb_stale: AtomicBool::new(false),
+        })
     }
 
     /// The physical address of its PML4 (for `arch::load_address_space`).
     pub fn cr3(&self) -> u64 {
-        todo!("kmm2")
+        self.tables.root()
+    }
+
+    /// A unique id (never reused during a boot), e.g. to assign PCIDs.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// True when this CPU is running on this space's page tables.
+    pub fn is_current(&self) -> bool {
+        paging::active_pml4() == self.cr3()
+    }
+
+    /// Returns and clears the "mappings were removed while not loaded" flag. Only matters when
+    /// CR3 loads keep TLB entries (PCID with the no-flush bit): if it returns true, the loader
+    /// must flush this space's PCID when switching to it.
+    pub fn take_tlb_stale(&self) -> bool {
+        self.tlb_stale.swap(false, Ordering::Relaxed)
+    }
+
+    /// Number of mappings (regions) in the user half.
+    pub fn mapping_count(&self) -> usize {
+        self.regions.len()
+    }
+
+    /// Resolves user address `va` with the permissions the CPU enforces.
+    pub fn translate(&self, va: u64) -> Option<Translation> {
+        if !is_user_page_range(va - va % PAGE_4K, 1) {
+            return None;
+        }
+        self.tables.translate(va)
     }
 
     /// Maps `pages` pages of `mem` starting at its page `first_page` at user address `va`.
     /// Errors: misaligned / outside the user half / overlapping an existing mapping /
     /// out of range of `mem` / W+X flags.
+    ///
+    /// Specifically: `InvalidArgument` for `pages == 0`, flags without READ or with
+    /// WRITE | EXECUTE; `Paging(Misaligned)` for an unaligned `va`; `BadRange` when the range is
+    /// not in the user half or past the end of `mem`; `Paging(AlreadyMapped)` on overlap;
+    /// `OutOfMemory` for page tables. On error nothing is mapped.
     pub fn map(
         &mut self,
-        _va: u64,
-        _mem: &Arc<Memory>,
-        _first_page: usize,
-        _pages: usize,
-        _flags: MapFlags,
+        va: u64,
+        mem: &Arc<Memory>,
+        first_page: usize,
+        pages: usize,
+        flags: MapFlags,
     ) -> Result<(), MmError> {
-        todo!("kmm2")
+        if pages == 0
+            || !flags.contains(MapFlags::READ)
+            || flags.contains(MapFlags::WRITE | MapFlags::EXECUTE)
+        {
+            return Err(MmError::InvalidArgument);
+        }
+        if !va.is_multiple_of(PAGE_4K) {
+            return Err(MmError::Paging(PagingError::Misaligned(va)));
+        }
+        let npages = pages as u64;
+        if !is_user_page_range(va, npages)
+            || first_page
+                .checked_add(pages)
+                .is_none_or(|end| end > mem.pages())
+        {
+            return Err(MmError::BadRange);
+        }
+        let end = va + npages * PAGE_4K;
+        if let Some((&start, r)) = self.regions.range(..end).next_back()
+            && start + r.pages * PAGE_4K > va
+        {
+            return Err(MmError::Paging(PagingError::AlreadyMapped(va.max(start))));
+        }
+        let device = mem.is_device();
+        let pte = pte_flags(flags, device);
+        let cache = if device {
+            Cache::Uncached
+        } else {
+            Cache::WriteBack
+        };
+        let mut frames = UserTables { hhdm: self.hhdm };
+        for i in 0..pages {
+            let v = va + i as u64 * PAGE_4K;
+            let result = mem
+                .phys(first_page + i)
+                .ok_or(MmError::BadRange)
+                .and_then(|phys| {
+                    self.tables
+                        .map(v, phys, PageSize::Size4K, pte, cache, &mut frames)
+                        .map_err(MmError::from)
+                });
+            if let Err(e) = result {
+                self.clear_pages(va, i as u64);
+                return Err(e);
+            }
+        }
+        self.regions.insert(
+            va,
+            Region {
+                pages: npages,
+                mem: Arc::clone(mem),
+                first_page,
+                flags,
+            },
+        );
+        Ok(())
     }
 
-    /// Removes the mappings of `pages` pages at `va` (unmapped pages in the range are skipped).
-    pub fn unmap(&mut self, _va: u64, _pages: usize) -> Result<(), MmError> {
-        todo!("kmm2")
+    /// Clears the PTEs of `pages` pages at `va` (flushing them when this space is loaded).
+    fn clear_pages(&mut self, va: u64, pages: u64) {
+        let current = self.is_current();
+        for i in 0..pages {
+            let v = va + i * PAGE_4K;
+            if self.tables.clear_4k(v).is_ok() && current {
+                paging::flush(v);
+            }
+        }
+        if !current && pages > 0 {
+            self.tlb_stale.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Removes the mappings of `pages` pages at `va` (unmapped pages in the range are skipped;
+    /// mappings partly inside the range are split). Errors: `Paging(Misaligned)`, `BadRange`
+    /// (not in the user half, `pages == 0`), `Paging(NotMapped)` when nothing in the range was
+    /// mapped.
+    pub fn unmap(&mut self, va: u64, pages: usize) -> Result<(), MmError> {
+        if !va.is_multiple_of(PAGE_4K) {
+            return Err(MmError::Paging(PagingError::Misaligned(va)));
+        }
+        let npages = pages as u64;
+        if !is_user_page_range(va, npages) {
+            return Err(MmError::BadRange);
+        }
+        let end = va + npages * PAGE_4K;
+        // Regions overlapping [va, end): the one starting before `va` (if it reaches in) and
+        // every one starting inside.
+        let mut hit: Vec<u64> = Vec::new();
+        if let Some((&start, r)) = self.regions.range(..va).next_back()
+            && start + r.pages * PAGE_4K > va
+        {
+            hit.push(start);
+        }
+        hit.extend(self.regions.range(va..end).map(|(&s, _)| s));
+        if hit.is_empty() {
+            return Err(MmError::Paging(PagingError::NotMapped(va)));
+        }
+        for start in hit {
+            let Some(r) = self.regions.remove(&start) else {
+                continue;
+            };
+            let r_end = start + r.pages * PAGE_4K;
+            let (a, b) = (start.max(va), r_end.min(end));
+            self.clear_pages(a, (b - a) / PAGE_4K);
+            if start < a {
+                let left = Region {
+                    pages: (a - start) / PAGE_4K,
+                    mem: Arc::clone(&r.mem),
+                    first_page: r.first_page,
+                    flags: r.flags,
+                };
+                self.regions.insert(start, left);
+            }
+            if b < r_end {
+                let right = Region {
+                    pages: (r_end - b) / PAGE_4K,
+                    mem: Arc::clone(&r.mem),
+                    first_page: r.first_page + ((b - start) / PAGE_4K) as usize,
+                    flags: r.flags,
+                };
+                self.regions.insert(b, right);
+            }
+        }
+        Ok(())
+    }
+
+    /// The physical address of user byte `va` if its page is mapped user-accessible, RAM, and
+    /// writable when `write` is asked for.
+    fn user_phys(&self, va: u64, write: bool) -> Result<u64, Error> {
+        let t = self.tables.translate(va).ok_or(Error::BadAddress)?;
+        let ok = t.flags.contains(Flags::USER_ACCESSIBLE)
+            && !t.flags.contains(DEVICE)
+            && (!write || t.flags.contains(Flags::WRITABLE));
+        if ok {
+            Ok(t.phys)
+        } else {
+            Err(Error::BadAddress)
+        }
     }
 
     /// Copies `dst.len()` bytes from user address `src`. Every byte must be mapped user-readable
     /// in this space; otherwise `Error::BadAddress` and nothing is trusted.
-    pub fn copy_from_user(&self, _src: u64, _dst: &mut [u8]) -> Result<(), Error> {
-        todo!("kmm2")
+    pub fn copy_from_user(&self, src: u64, dst: &mut [u8]) -> Result<(), Error> {
+        let range = UserRange::new(src, dst.len() as u64)?;
+        let out = dst.as_mut_ptr();
+        for c in range.chunks() {
+            let phys = self.user_phys(c.addr, false)?;
+            // SAFETY: `phys..phys + c.len` lies in one RAM frame (checked: mapped user, not a
+            // device page, chunk within its page) that the HHDM maps; it stays allocated while
+            // we hold `&self` (its `Memory` is kept by a region). `c.done + c.len <= dst.len()`
+            // by construction of the chunks. User threads may write the frame concurrently,
+            // which only changes the bytes we read.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    (self.hhdm + phys) as *const u8,
+                    out.add(c.done as usize),
+                    c.len as usize,
+                )
+            };
+        }
+        Ok(())
     }
 
-    /// Copies `src` to user address `dst`; every byte must be mapped user-writable.
-    pub fn copy_to_user(&self, _dst: u64, _src: &[u8]) -> Result<(), Error> {
-        todo!("kmm2")
+    /// Copies `src` to user address `dst`; every byte must be mapped user-writable. Every page
+    /// is checked before the first byte is written, so on error user memory is unchanged.
+    pub fn copy_to_user(&self, dst: u64, src: &[u8]) -> Result<(), Error> {
+        let range = UserRange::new(dst, src.len() as u64)?;
+        // One page (the common case: IPC buffers, small structs) needs a single walk.
+        let mut chunks = range.chunks();
+        if let (Some(c), None) = (chunks.next(), chunks.next()) {
+            let phys = self.user_phys(c.addr, true)?;
+            self.write_phys(phys, src);
+            return Ok(());
+        }
+        for c in range.chunks() {
+            self.user_phys(c.addr, true)?;
+        }
+        for c in range.chunks() {
+            let phys = self.user_phys(c.addr, true)?;
+            let (at, n) = (c.done as usize, c.len as usize);
+            self.write_phys(phys, src.get(at..at + n).ok_or(Error::BadAddress)?);
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` at the RAM address `phys` (validated by `user_phys`, within one page).
+    fn write_phys(&self, phys: u64, bytes: &[u8]) {
+        // SAFETY: `phys..phys + bytes.len()` lies in one user-writable RAM frame of this space
+        // (checked by the caller through `user_phys`), mapped RW by the HHDM and kept alive by
+        // its region while we hold `&self`.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                (self.hhdm + phys) as *mut u8,
+                bytes.len(),
+            )
+        };
+    }
+}
+
+impl Drop for AddressSpace {
+    fn drop(&mut self) {
+        if self.is_current() {
+            // Never free the tables the CPU is walking: move to a tree that maps only the kernel.
+            // SAFETY: the kernel's PML4 maps the whole upper half, which is all the kernel uses.
+            unsafe { crate::arch::load_address_space(vmm::root()) };
+        }
+        let mut free = |frame: u64| {
+            if let Err(e) = pmm::free_frame(frame) {
+                log::error!("aspace: freeing table {frame:#x}: {e:?}");
+            }
+        };
+        self.tables.free_lower_half(&mut free);
+        free(self.tables.root());
+        // `regions` drops after this, releasing the Memory references (and their frames when
+        // they were the last).
     }
 }

@@ -21,10 +21,11 @@ pub mod heap;
 pub mod memory;
 pub mod pmm;
 mod tests;
+mod user_tests;
 pub mod vmm;
 
 pub use crate::arch::paging::Cache;
-pub use vmm::{KernelStack, map_physical};
+pub use vmm::{KernelStack, OwnedKernelStack, map_physical};
 
 /// Why a memory operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +42,27 @@ pub enum MmError {
     Paging(PagingError),
     /// Called before [`init`] built the kernel's address space.
     NotReady,
+    /// Invalid flags (W+X, no READ) or a zero length.
+    InvalidArgument,
+}
+
+impl From<MmError> for hsync_abi::Error {
+    /// The syscall error for a failed memory operation (see `docs/syscalls.md`, `frame_map`).
+    fn from(e: MmError) -> Self {
+        use hsync_abi::Error;
+        match e {
+            MmError::OutOfMemory
+            | MmError::OutOfVirtualSpace
+            | MmError::Frame(_)
+            | MmError::Paging(PagingError::OutOfFrames) => Error::OutOfMemory,
+            MmError::BadRange => Error::BadAddress,
+            MmError::Paging(PagingError::Misaligned(_)) => Error::Misaligned,
+            MmError::Paging(PagingError::AlreadyMapped(_)) => Error::Exists,
+            MmError::Paging(PagingError::NotMapped(_)) => Error::NotFound,
+            MmError::InvalidArgument => Error::InvalidArgument,
+            MmError::NotReady => Error::InvalidState,
+        }
+    }
 }
 
 impl From<FrameError> for MmError {
@@ -128,6 +150,13 @@ pub fn log_summary() {
 /// Allocates and maps a kernel stack of `pages` pages with an unmapped guard page under it.
 pub fn alloc_kernel_stack(pages: usize) -> Option<KernelStack> {
     vmm::alloc_kernel_stack(pages)
+}
+
+/// A freeable kernel stack (for threads): `pages` pages (at most
+/// [`vmm::OWNED_STACK_MAX_PAGES`]) above an unmapped guard page; unmapped and returned to the
+/// PMM when dropped.
+pub fn new_kernel_stack(pages: usize) -> Result<OwnedKernelStack, MmError> {
+    vmm::alloc_owned_stack(pages)
 }
 
 /// Virtual address of physical RAM `phys` in the HHDM (valid for the kinds the HHDM maps).

@@ -49,6 +49,42 @@ pub(super) const TESTS: &[KTest] = &[
         name: "mm::map_physical_reads_rsdp",
         run: map_physical_reads_rsdp,
     },
+    KTest {
+        name: "mm::aspace_create_map_drop_baseline",
+        run: super::user_tests::aspace_create_map_drop_baseline,
+    },
+    KTest {
+        name: "mm::aspace_shares_kernel_half",
+        run: super::user_tests::aspace_shares_kernel_half,
+    },
+    KTest {
+        name: "mm::aspace_map_permissions",
+        run: super::user_tests::aspace_map_permissions,
+    },
+    KTest {
+        name: "mm::aspace_unmap_splits",
+        run: super::user_tests::aspace_unmap_splits,
+    },
+    KTest {
+        name: "mm::copy_user_checks",
+        run: super::user_tests::copy_user_checks,
+    },
+    KTest {
+        name: "mm::memory_objects",
+        run: super::user_tests::memory_objects,
+    },
+    KTest {
+        name: "mm::elf_load_tiny",
+        run: super::user_tests::elf_load_tiny,
+    },
+    KTest {
+        name: "mm::elf_malformed_refused",
+        run: super::user_tests::elf_malformed_refused,
+    },
+    KTest {
+        name: "mm::kernel_stacks_freed",
+        run: super::user_tests::kernel_stacks_freed,
+    },
 ];
 
 fn hhdm_ptr(phys: u64) -> *mut u64 {

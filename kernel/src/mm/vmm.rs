@@ -304,6 +304,11 @@ pub fn map_page(virt: u64, phys: u64, flags: Flags) -> Result<(), MmError> {
     })
 }
 
+/// Copies the kernel half (PML4 entries 256..512) into a new address space's tree.
+pub(super) fn share_kernel_half(tables: &mut PageTables) {
+    with(|k| tables.share_upper_half(&k.tables));
+}
+
 /// Physical address of the kernel's PML4.
 pub fn root() -> u64 {
     with(|k| k.tables.root())
@@ -376,7 +381,8 @@ pub struct KernelStack {
     pub guard: u64,
 }
 
-/// Maps `pages` fresh pages in the stack region above an unmapped guard page.
+/// Maps `pages` fresh pages in the stack region above an unmapped guard page. Such a stack is
+/// permanent (boot and IST stacks); threads use [`alloc_owned_stack`].
 pub fn alloc_kernel_stack(pages: usize) -> Option<KernelStack> {
     let pages = pages as u64;
     if pages == 0 {
@@ -386,7 +392,7 @@ pub fn alloc_kernel_stack(pages: usize) -> Option<KernelStack> {
         let guard = k.next_stack;
         let bottom = guard + PAGE_4K;
         let top = bottom.checked_add(pages * PAGE_4K)?;
-        if top > STACKS_BASE + STACKS_SIZE - 1 {
+        if top > OWNED_STACKS_BASE {
             return None;
         }
         map_fresh(k, bottom, pages).ok()?;
@@ -445,4 +451,115 @@ pub fn map_physical(phys: u64, len: u64, cache: Cache) -> Result<VirtAddr, MmErr
         k.next_window = virt + pages * PAGE_4K;
         Ok(VirtAddr::new(virt + phys % PAGE_4K))
     })
+}
+
+/// Freeable stacks live in the upper half of the stack region, one fixed-size slot each (guard
+/// page + up to [`OWNED_STACK_MAX_PAGES`]), so a freed slot fits any later stack and the region
+/// never fragments. A bitmap (no heap: it is used under no other lock) tracks the slots.
+const OWNED_STACKS_BASE: u64 = STACKS_BASE + STACKS_SIZE / 2;
+/// Virtual size of one slot: 256 KiB.
+const OWNED_SLOT_PAGES: u64 = 64;
+/// Most pages a freeable stack may have (the slot minus its guard page).
+pub const OWNED_STACK_MAX_PAGES: usize = OWNED_SLOT_PAGES as usize - 1;
+/// Number of slots: 16384 live thread stacks (4 GiB of virtual space).
+const OWNED_SLOTS: usize = 16384;
+
+struct SlotMap {
+    used: [u64; OWNED_SLOTS / 64],
+    /// Lowest word that may have a free bit.
+    hint: usize,
+}
+
+static SLOTS: Mutex<SlotMap> = Mutex::new(SlotMap {
+    used: [0; OWNED_SLOTS / 64],
+    hint: 0,
+});
+
+impl SlotMap {
+    fn take(&mut self) -> Option<usize> {
+        let hint = self.hint;
+        let (w, word) = self
+            .used
+            .iter_mut()
+            .enumerate()
+            .skip(hint)
+            .find(|(_, w)| **w != u64::MAX)?;
+        let bit = word.trailing_ones() as usize;
+        *word |= 1 << bit;
+        self.hint = w;
+        Some(w * 64 + bit)
+    }
+
+    fn release(&mut self, slot: usize) {
+        let w = slot / 64;
+        if let Some(word) = self.used.get_mut(w) {
+            *word &= !(1 << (slot % 64));
+            self.hint = self.hint.min(w);
+        }
+    }
+}
+
+/// A kernel stack that is unmapped and returned to the PMM when dropped. Its guard page stays
+/// unmapped for its whole life, so an overflow faults instead of corrupting a neighbour.
+#[derive(Debug)]
+pub struct OwnedKernelStack {
+    stack: KernelStack,
+    slot: usize,
+    pages: u64,
+}
+
+impl OwnedKernelStack {
+    /// Initial stack pointer (one past the highest byte, 16-byte aligned).
+    pub fn top(&self) -> u64 {
+        self.stack.top
+    }
+
+    /// The addresses (top, bottom, guard page) as a plain descriptor.
+    pub fn stack(&self) -> KernelStack {
+        self.stack
+    }
+}
+
+/// Allocates a freeable kernel stack of `pages` pages (1..=[`OWNED_STACK_MAX_PAGES`]).
+pub fn alloc_owned_stack(pages: usize) -> Result<OwnedKernelStack, MmError> {
+    if pages == 0 || pages > OWNED_STACK_MAX_PAGES {
+        return Err(MmError::BadRange);
+    }
+    let slot = SLOTS.lock().take().ok_or(MmError::OutOfVirtualSpace)?;
+    let guard = OWNED_STACKS_BASE + slot as u64 * OWNED_SLOT_PAGES * PAGE_4K;
+    let bottom = guard + PAGE_4K;
+    let pages = pages as u64;
+    if let Err(e) = with(|k| map_fresh(k, bottom, pages)) {
+        SLOTS.lock().release(slot);
+        return Err(e);
+    }
+    Ok(OwnedKernelStack {
+        stack: KernelStack {
+            top: bottom + pages * PAGE_4K,
+            bottom,
+            guard,
+        },
+        slot,
+        pages,
+    })
+}
+
+impl Drop for OwnedKernelStack {
+    fn drop(&mut self) {
+        // Kernel mappings are global: `unmap_4k` invalidates them on this CPU. (With more CPUs
+        // online this needs a TLB shootdown before the slot is reused.)
+        with(|k| {
+            for i in 0..self.pages {
+                match k.tables.unmap_4k(self.stack.bottom + i * PAGE_4K) {
+                    Ok(phys) => {
+                        if let Err(e) = pmm::free_frame(phys) {
+                            log::error!("kernel stack: freeing {phys:#x}: {e:?}");
+                        }
+                    }
+                    Err(e) => log::error!("kernel stack: unmapping: {e:?}"),
+                }
+            }
+        });
+        SLOTS.lock().release(self.slot);
+    }
 }

@@ -244,6 +244,18 @@ impl PageTables {
     /// physical frame it pointed to. Page-table frames that become empty are kept (cheap, and
     /// the upper half must keep its tables anyway).
     pub fn unmap_4k(&mut self, virt: u64) -> Result<u64, PagingError> {
+        let phys = self.clear_4k(virt)?;
+        flush(virt);
+        Ok(phys)
+    }
+
+    /// Removes the 4 KiB mapping of `virt` *without* touching the TLB and returns the frame it
+    /// pointed to. For trees that are not loaded on any CPU (a CR3 load flushes them), or when
+    /// the caller flushes itself.
+    pub fn clear_4k(&mut self, virt: u64) -> Result<u64, PagingError> {
+        if !is_canonical(virt) {
+            return Err(PagingError::NotMapped(virt));
+        }
         let mut table = self.pml4;
         for level in (2..=4).rev() {
             let entry = &self.table(table)[index(virt, level)];
@@ -258,8 +270,46 @@ impl PageTables {
         }
         let phys = entry.addr().as_u64();
         entry.set_unused();
-        flush(virt);
         Ok(phys)
+    }
+
+    /// Copies PML4 entries `256..512` (the kernel half) from `kernel`, so this tree shares every
+    /// kernel mapping (they are preallocated, so they never change afterwards).
+    pub fn share_upper_half(&mut self, kernel: &PageTables) {
+        for i in 256..512 {
+            let entry = kernel.table(kernel.pml4)[i].clone();
+            self.table_mut(self.pml4)[i] = entry;
+        }
+    }
+
+    /// Unlinks every page-table frame of the lower half (PML4 entries `0..256`) and hands each
+    /// one to `free`, bottom-up. Leaf frames are *not* handed over: they belong to whoever
+    /// mapped them. The tree must not be loaded on any CPU.
+    pub fn free_lower_half(&mut self, free: &mut dyn FnMut(u64)) {
+        for i in 0..256 {
+            let entry = &self.table(self.pml4)[i];
+            if entry.is_unused() {
+                continue;
+            }
+            let pdpt = entry.addr().as_u64();
+            self.free_subtree(pdpt, 3, free);
+            self.table_mut(self.pml4)[i].set_unused();
+        }
+    }
+
+    /// Frees the table at `table` (of `level`: 3 = PDPT, 2 = PD, 1 = PT) and all tables below.
+    fn free_subtree(&mut self, table: u64, level: u32, free: &mut dyn FnMut(u64)) {
+        if level > 1 {
+            for i in 0..512 {
+                let entry = &self.table(table)[i];
+                let flags = entry.flags();
+                if flags.contains(Flags::PRESENT) && !flags.contains(Flags::HUGE_PAGE) {
+                    let child = entry.addr().as_u64();
+                    self.free_subtree(child, level - 1, free);
+                }
+            }
+        }
+        free(table);
     }
 
     /// Resolves `virt` with the effective permissions of the whole walk.
