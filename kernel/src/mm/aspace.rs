@@ -346,6 +346,108 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Reads `dst.len()` 8-byte words from user address `src`, which must be 8-byte aligned
+    /// (`Error::Misaligned`) and mapped user-readable (`Error::BadAddress`). One page-table
+    /// walk per page touched.
+    pub fn copy_words_from_user(&self, src: u64, dst: &mut [u64]) -> Result<(), Error> {
+        let len = (dst.len() as u64).checked_mul(8).ok_or(Error::BadAddress)?;
+        let range = UserRange::aligned(src, len, 8)?;
+        for c in range.chunks() {
+            let base = (self.hhdm + self.user_phys(c.addr, false)?) as *const u64;
+            let first = (c.done / 8) as usize;
+            let words = dst
+                .get_mut(first..first + (c.len / 8) as usize)
+                .ok_or(Error::BadAddress)?;
+            for (j, w) in words.iter_mut().enumerate() {
+                // SAFETY: `base` is the HHDM address of an 8-aligned user address in a RAM
+                // page validated by `user_phys`; the chunk ends at or before the page end, so
+                // every `base + j` lies in that page. Volatile: user threads may race.
+                *w = unsafe { base.add(j).read_volatile() };
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `src` as 8-byte words to user address `dst` (8-byte aligned, user-writable).
+    /// Every page is checked before the first word is written.
+    pub fn copy_words_to_user(&self, dst: u64, src: &[u64]) -> Result<(), Error> {
+        let len = (src.len() as u64).checked_mul(8).ok_or(Error::BadAddress)?;
+        let range = UserRange::aligned(dst, len, 8)?;
+        let mut chunks = range.chunks();
+        let single = matches!((chunks.next(), chunks.next()), (_, None));
+        if !single {
+            for c in range.chunks() {
+                self.user_phys(c.addr, true)?;
+            }
+        }
+        for c in range.chunks() {
+            let base = (self.hhdm + self.user_phys(c.addr, true)?) as *mut u64;
+            let first = (c.done / 8) as usize;
+            let words = src
+                .get(first..first + (c.len / 8) as usize)
+                .ok_or(Error::BadAddress)?;
+            for (j, w) in words.iter().enumerate() {
+                // SAFETY: as in `copy_words_from_user`, for a user-writable RAM page.
+                unsafe { base.add(j).write_volatile(*w) };
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies `len` bytes from user address `src` in `from` to user address `dst` in `to`
+    /// (which may be the same space) without a kernel bounce buffer, page piece by page piece.
+    /// Both ranges are fully checked (readable in `from`, writable in `to`) before the first
+    /// byte moves, so on error nothing changed. Overlapping ranges in one space behave like
+    /// `memmove`.
+    pub fn copy_between(
+        from: &AddressSpace,
+        src: u64,
+        to: &AddressSpace,
+        dst: u64,
+        len: u64,
+    ) -> Result<(), Error> {
+        let s = UserRange::new(src, len)?;
+        let d = UserRange::new(dst, len)?;
+        for c in s.chunks() {
+            from.user_phys(c.addr, false)?;
+        }
+        for c in d.chunks() {
+            to.user_phys(c.addr, true)?;
+        }
+        // Same space with the destination inside the source: copy from the end, like memmove.
+        let backward = core::ptr::eq(from, to) && dst > src && dst - src < len;
+        let mut done = 0;
+        while done < len {
+            let (off, n) = if backward {
+                let end = len - done;
+                let (s_last, d_last) = (src + end - 1, dst + end - 1);
+                let n = (s_last % PAGE_4K + 1).min(d_last % PAGE_4K + 1).min(end);
+                (end - n, n)
+            } else {
+                let (sa, da) = (src + done, dst + done);
+                let n = (PAGE_4K - sa % PAGE_4K)
+                    .min(PAGE_4K - da % PAGE_4K)
+                    .min(len - done);
+                (done, n)
+            };
+            let sp = from.user_phys(src + off, false)?;
+            let dp = to.user_phys(dst + off, true)?;
+            // SAFETY: both pieces lie within one RAM page each (n stops at either page end),
+            // validated just above and kept alive by the spaces' regions while we hold both
+            // references. `copy` tolerates overlap inside a piece; the direction handles
+            // overlap across pieces.
+            unsafe {
+                core::ptr::copy(
+                    (from.hhdm + sp) as *const u8,
+                    (to.hhdm + dp) as *mut u8,
+                    n as usize,
+                )
+            };
+            done += n;
+        }
+        Ok(())
+    }
+
     /// Writes `bytes` at the RAM address `phys` (validated by `user_phys`, within one page).
     fn write_phys(&self, phys: u64, bytes: &[u8]) {
         // SAFETY: `phys..phys + bytes.len()` lies in one user-writable RAM frame of this space

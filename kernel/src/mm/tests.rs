@@ -85,6 +85,10 @@ pub(super) const TESTS: &[KTest] = &[
         name: "mm::kernel_stacks_freed",
         run: super::user_tests::kernel_stacks_freed,
     },
+    KTest {
+        name: "mm::copy_words_and_between",
+        run: super::user_tests::copy_words_and_between,
+    },
 ];
 
 fn hhdm_ptr(phys: u64) -> *mut u64 {

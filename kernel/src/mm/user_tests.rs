@@ -631,3 +631,94 @@ pub(super) fn kernel_stacks_freed() -> TestResult {
     );
     Ok(())
 }
+
+pub(super) fn copy_words_and_between() -> TestResult {
+    let mut a = space()?;
+    let mut b = space()?;
+    let ma = mem(2)?;
+    let mb = mem(1)?;
+    ensure!(a.map(BASE, &ma, 0, 2, RW).is_ok(), "map a");
+    ensure!(b.map(BASE, &mb, 0, 1, RW).is_ok(), "map b");
+
+    // Words straddling a page boundary.
+    let words: Vec<u64> = (0..8)
+        .map(|i| 0x1111_0000_0000_0000 * (i + 1) + i)
+        .collect();
+    let at = BASE + 0x1000 - 24;
+    ensure!(a.copy_words_to_user(at, &words).is_ok(), "words to user");
+    let mut back = [0u64; 8];
+    ensure!(
+        a.copy_words_from_user(at, &mut back).is_ok(),
+        "words from user"
+    );
+    ensure!(back[..] == words[..], "word round trip");
+    let mut bytes = [0u8; 8];
+    ensure!(
+        a.copy_from_user(at + 8, &mut bytes).is_ok() && u64::from_le_bytes(bytes) == words[1],
+        "little-endian layout"
+    );
+    let got = a.copy_words_from_user(at + 4, &mut back);
+    ensure!(got == Err(Error::Misaligned), "misaligned read: {got:?}");
+    let got = a.copy_words_to_user(at + 1, &words);
+    ensure!(got == Err(Error::Misaligned), "misaligned write: {got:?}");
+    let got = a.copy_words_from_user(0xffff_8000_0000_0004, &mut back);
+    ensure!(
+        got == Err(Error::BadAddress),
+        "kernel address first: {got:?}"
+    );
+    // Running off the end of the mapping: nothing written.
+    let got = a.copy_words_to_user(BASE + 0x2000 - 16, &words);
+    ensure!(got == Err(Error::BadAddress), "past the end: {got:?}");
+    let mut tail = [0u8; 16];
+    ensure!(
+        ma.read(0x2000 - 16, &mut tail).is_ok() && tail == [0; 16],
+        "partial word write"
+    );
+
+    // Space to space, unaligned on both sides, crossing a page in the source.
+    let msg: Vec<u8> = (0..200u8).collect();
+    ensure!(a.copy_to_user(BASE + 0xf9d, &msg).is_ok(), "fill source");
+    ensure!(
+        AddressSpace::copy_between(&a, BASE + 0xf9d, &b, BASE + 0x13, 200).is_ok(),
+        "copy_between"
+    );
+    let mut got = vec![0u8; 200];
+    ensure!(
+        b.copy_from_user(BASE + 0x13, &mut got).is_ok() && got == msg,
+        "bytes moved"
+    );
+    // Destination too short: refused before anything moves.
+    let got = AddressSpace::copy_between(&a, BASE, &b, BASE + 0xf00, 0x200);
+    ensure!(got == Err(Error::BadAddress), "dst overflow: {got:?}");
+    let mut untouched = [0u8; 0x100];
+    ensure!(
+        mb.read(0xf00, &mut untouched).is_ok() && untouched.iter().all(|&x| x == 0),
+        "partial copy_between"
+    );
+    // Source unmapped, destination read-only.
+    let got = AddressSpace::copy_between(&a, BASE + 0x2000, &b, BASE, 8);
+    ensure!(got == Err(Error::BadAddress), "src unmapped: {got:?}");
+    let ro = mem(1)?;
+    ensure!(b.map(BASE + 0x1000, &ro, 0, 1, R).is_ok(), "map ro");
+    let got = AddressSpace::copy_between(&a, BASE, &b, BASE + 0x1000, 8);
+    ensure!(got == Err(Error::BadAddress), "dst read-only: {got:?}");
+    // Within one space, overlapping.
+    ensure!(
+        AddressSpace::copy_between(&a, BASE + 0xf9d, &a, BASE + 0xfa0, 100).is_ok(),
+        "overlapping copy"
+    );
+    let mut o = vec![0u8; 100];
+    ensure!(
+        a.copy_from_user(BASE + 0xfa0, &mut o).is_ok() && o[..] == msg[..100],
+        "memmove up"
+    );
+    ensure!(
+        AddressSpace::copy_between(&a, BASE + 0xfa0, &a, BASE + 0xf9d, 100).is_ok(),
+        "overlapping copy down"
+    );
+    ensure!(
+        a.copy_from_user(BASE + 0xf9d, &mut o).is_ok() && o[..] == msg[..100],
+        "memmove down"
+    );
+    Ok(())
+}
