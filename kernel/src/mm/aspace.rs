@@ -137,6 +137,24 @@ impl AddressSpace {
         self.regions.len()
     }
 
+    /// True when `va` lies in an unmapped page directly below a writable, non-executable
+    /// mapping: the guard page of a downward-growing stack (the main stack's, or one a runtime
+    /// mapped the same way). The fault handler uses it to report a stack overflow as such.
+    pub fn is_guard_page(&self, va: u64) -> bool {
+        let page = va - va % PAGE_4K;
+        let Some(above) = page.checked_add(PAGE_4K) else {
+            return false;
+        };
+        if let Some((&start, r)) = self.regions.range(..=page).next_back()
+            && start + r.pages * PAGE_4K > page
+        {
+            return false; // mapped
+        }
+        self.regions.get(&above).is_some_and(|r| {
+            r.flags.contains(MapFlags::WRITE) && !r.flags.contains(MapFlags::EXECUTE)
+        })
+    }
+
     /// Resolves user address `va` with the permissions the CPU enforces.
     pub fn translate(&self, va: u64) -> Option<Translation> {
         if !is_user_page_range(va - va % PAGE_4K, 1) {

@@ -465,6 +465,17 @@ fn elf_check_loaded(a: &AddressSpace, img: &[u8]) -> TestResult {
         a.translate(bottom - PAGE_4K).is_none(),
         "stack guard mapped"
     );
+    ensure!(
+        a.is_guard_page(bottom - 8) && a.is_guard_page(bottom - PAGE_4K),
+        "stack guard not recognised"
+    );
+    ensure!(
+        !a.is_guard_page(bottom) && !a.is_guard_page(bottom - 2 * PAGE_4K),
+        "guard page misplaced"
+    );
+    // Below a read-only or executable mapping there is no stack.
+    ensure!(!a.is_guard_page(BASE - 8), "guard under text");
+    ensure!(!a.is_guard_page(0), "page 0");
     ensure!(a.translate(MAIN_STACK_TOP).is_none(), "above stack mapped");
     ensure!(
         a.copy_to_user(MAIN_STACK_TOP - 8, &[1; 8]).is_ok(),
