@@ -35,7 +35,8 @@ pub const USER_SS: u16 = 0x20 | 3;
 pub const USER_CS: u16 = 0x28 | 3;
 /// The TSS selector.
 pub const TSS_SEL: u16 = 0x30;
-/// The value for IA32_STAR's selector half (bits 63:32), for when `syscall` lands.
+/// The value for IA32_STAR's selector half (bits 63:32): syscall CS = 0x08 / SS = 0x10,
+/// sysretq CS = 0x1b + 16 = 0x2b / SS = 0x1b + 8 = 0x23.
 pub const STAR_SELECTORS: u64 = ((0x18 | 3) << 16) | KERNEL_CS as u64;
 
 /// IST slot (1-based, as the IDT gate names it) for each vector that needs its own stack.
@@ -129,6 +130,27 @@ pub unsafe fn set_ist(ist: u8, top: u64) {
         let tss = &raw mut BSP_TABLES.tss;
         (&raw mut (*tss).interrupt_stack_table[slot]).write_unaligned(VirtAddr::new(top));
     }
+}
+
+/// Sets TSS.rsp0: the stack the CPU switches to on an interrupt or exception from ring 3.
+///
+/// # Safety
+/// Boot CPU (the only TSS so far), interrupts disabled; `top` is the 16-byte aligned top of a
+/// mapped kernel stack that stays mapped while the slot points at it.
+pub unsafe fn set_rsp0(top: u64) {
+    // SAFETY: per the contract nothing else accesses the TSS now, and the CPU reads rsp0 only
+    // on a ring 3 -> 0 transition, which cannot happen while this ring-0 code runs. Packed
+    // struct: unaligned write.
+    unsafe {
+        let tss = &raw mut BSP_TABLES.tss;
+        (&raw mut (*tss).privilege_stack_table[0]).write_unaligned(VirtAddr::new(top));
+    }
+}
+
+/// TSS.rsp0 (for tests).
+pub fn rsp0() -> u64 {
+    // SAFETY: reading an aligned-enough u64 of the boot CPU's TSS (unaligned read: packed).
+    unsafe { (&raw const BSP_TABLES.tss.privilege_stack_table[0]).read_unaligned() }.as_u64()
 }
 
 /// The current IST stack tops (index 0 = IST1).

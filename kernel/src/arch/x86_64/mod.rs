@@ -2,18 +2,25 @@
 //!
 //! Boot sequence on the boot CPU: [`early_init`] (serial, logger, GDT/TSS with static IST
 //! stacks, IDT, PIC masked, TSC calibrated) → the memory manager → [`late_init`] (guarded IST
-//! stacks, SMEP/SMAP/UMIP, switch to a guarded kernel stack). The rest of the kernel sees only the
+//! stacks, SMEP/SMAP/UMIP, per-CPU block + syscall MSRs + FPU policy + PCID + local APIC
+//! (`user::init_cpu`), switch to a guarded kernel stack). The rest of the kernel sees only the
 //! functions re-exported here.
+//!
+//! User mode, `syscall`, context switches and the FPU/SSE policy (none in ring 3 yet) are
+//! described in `user.rs`; per-CPU data and the `swapgs` discipline in `percpu.rs`; the APIC
+//! timer (vector 0x30) in `apic.rs`.
 
 use spin::Once;
 
 use crate::boot::BootInfo;
 use crate::ktest::KTest;
 
+mod apic;
 mod backtrace;
 mod cpu;
 mod gdt;
 pub mod paging;
+mod percpu;
 mod pic;
 mod power;
 mod probe;
@@ -23,16 +30,18 @@ mod tests;
 mod time;
 mod trap;
 mod user;
+mod user_tests;
 
 pub use self::backtrace::{current_rbp, walk as walk_frames};
 pub use self::cpu::cpu_id;
+pub use self::percpu::{CpuLocal, cpu_local};
 pub use self::power::halt_forever;
 pub use self::serial::{lock as console, lock_for_panic as panic_console};
 pub use self::time::uptime_ns;
 pub use self::trap::take_panic_frame;
 pub use self::user::{
-    KernelContext, UserFault, UserRegs, init_context, load_address_space, return_to_user,
-    set_kernel_stack, switch_context, timer_start, user_access,
+    KernelContext, UserFault, UserRegs, forget_address_space, init_context, is_canonical,
+    load_address_space, return_to_user, set_kernel_stack, switch_context, timer_start, user_access,
 };
 
 /// Pages per guarded IST stack (double fault, NMI, machine check).
@@ -103,6 +112,7 @@ pub fn late_init(info: &'static BootInfo, next: fn(&'static BootInfo) -> !) -> !
     }
     let on = cpu::enable_protections();
     log::info!(target: "cpu", "guarded IST stacks installed; CR4 protections on: {on:?}");
+    user::init_cpu();
     let Some(stack) = crate::mm::alloc_kernel_stack(BOOT_STACK_PAGES) else {
         panic!("out of memory for the boot kernel stack");
     };

@@ -1,4 +1,5 @@
-//! In-kernel tests of the arch layer (booted with `test`).
+//! In-kernel tests of the arch layer (booted with `test`). User mode, the timer and context
+//! switches are tested in `user_tests.rs`.
 
 use core::sync::atomic::Ordering;
 
@@ -7,7 +8,7 @@ use x86_64::instructions::tables::{sgdt, sidt};
 use x86_64::registers::control::{Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 
-use super::{backtrace, cpu, gdt, power, probe, time, trap};
+use super::{backtrace, cpu, gdt, power, probe, time, trap, user_tests};
 use crate::ensure;
 use crate::ktest::{KTest, TestResult};
 
@@ -50,6 +51,30 @@ pub const TESTS: &[KTest] = &[
     KTest {
         name: "arch::acpi_s5_package_scan",
         run: acpi_s5_package_scan,
+    },
+    KTest {
+        name: "arch::percpu_block_through_gs",
+        run: user_tests::percpu_block_through_gs,
+    },
+    KTest {
+        name: "arch::context_switch_ping_pong",
+        run: user_tests::context_switch_ping_pong,
+    },
+    KTest {
+        name: "arch::apic_timer_ticks",
+        run: user_tests::apic_timer_ticks,
+    },
+    KTest {
+        name: "arch::user_mode_round_trip",
+        run: user_tests::user_mode_round_trip,
+    },
+    KTest {
+        name: "arch::smap_blocks_kernel_reads",
+        run: user_tests::smap_blocks_kernel_reads,
+    },
+    KTest {
+        name: "arch::pcid_address_space_switch",
+        run: user_tests::pcid_address_space_switch,
     },
 ];
 

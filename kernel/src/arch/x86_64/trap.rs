@@ -7,7 +7,10 @@
 //!
 //! Policy: a breakpoint is logged and resumed; a kernel-mode exception panics with a full report
 //! (the panic handler picks the frame up through [`take_panic_frame`]); a user-mode exception
-//! will fault the process once processes exist ([`user_fault`] is the seam).
+//! becomes a `UserFault` for `sched::on_user_fault` (`int3` from ring 3 included); NMI, #DF and
+//! #MC always panic. The common tail executes `swapgs` on entry and exit when the interrupted
+//! CS has RPL 3 (see `percpu`). APIC vectors: timer → EOI + `sched::on_timer_tick`, error →
+//! log, spurious → ignored.
 
 use core::arch::global_asm;
 use core::fmt;
@@ -19,7 +22,9 @@ use x86_64::instructions::tables::lidt;
 use x86_64::registers::control::Cr2;
 use x86_64::structures::DescriptorTablePointer;
 
+use super::apic;
 use super::gdt;
+use super::user::{UserFault, UserRegs};
 
 /// The register state saved on every trap, lowest address first (the layout the stubs build).
 #[repr(C)]
@@ -146,6 +151,11 @@ hsync_trap_stubs:
 hsync_trap_stubs_end:
 
 hsync_trap_common:
+    // From ring 3 (CS at 24(%rsp), above vector and error code): take the kernel's GS.
+    testb $3, 24(%rsp)
+    jz 1f
+    swapgs
+1:
     pushq %rax
     pushq %rbx
     pushq %rcx
@@ -181,6 +191,11 @@ hsync_trap_common:
     popq %rbx
     popq %rax
     addq $16, %rsp
+    // Back to ring 3 (CS at 8(%rsp)): give the user its GS again.
+    testb $3, 8(%rsp)
+    jz 2f
+    swapgs
+2:
     iretq
     "#,
     dispatch = sym trap_dispatch,
@@ -278,7 +293,21 @@ pub fn take_panic_frame() -> Option<&'static TrapFrame> {
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let v = frame.vector;
     match v {
-        vector::BREAKPOINT => {
+        apic::TIMER_VECTOR => {
+            // EOI first: the tick may switch to another thread and come back much later.
+            apic::eoi();
+            crate::sched::on_timer_tick();
+        }
+        apic::SPURIOUS_VECTOR => {}
+        apic::ERROR_VECTOR => {
+            let errors = apic::take_errors();
+            apic::eoi();
+            log::warn!(target: "apic", "APIC error, ESR {errors:#x}");
+        }
+        // NMI, double fault and machine check are never the user's fault, and run on IST
+        // stacks without GS discipline: always a kernel report.
+        vector::NMI | vector::DOUBLE_FAULT | vector::MACHINE_CHECK => kernel_exception(frame),
+        vector::BREAKPOINT if !frame.is_user() => {
             BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
             log::debug!(target: "trap", "breakpoint at {:#018x}", frame.rip.wrapping_sub(1));
         }
@@ -298,9 +327,39 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     }
 }
 
-/// An exception in ring 3. Next milestone: record a fault for the process and kill it.
+/// An exception in ring 3: a [`UserFault`] for the scheduler, which kills the process.
 fn user_fault(frame: &mut TrapFrame) -> ! {
-    kernel_exception(frame)
+    let cr2 = if frame.vector == vector::PAGE_FAULT {
+        Cr2::read_raw()
+    } else {
+        0
+    };
+    let fault = UserFault {
+        vector: frame.vector as u8,
+        error_code: frame.error_code,
+        cr2,
+        regs: UserRegs {
+            rax: frame.rax,
+            rbx: frame.rbx,
+            rcx: frame.rcx,
+            rdx: frame.rdx,
+            rsi: frame.rsi,
+            rdi: frame.rdi,
+            rbp: frame.rbp,
+            r8: frame.r8,
+            r9: frame.r9,
+            r10: frame.r10,
+            r11: frame.r11,
+            r12: frame.r12,
+            r13: frame.r13,
+            r14: frame.r14,
+            r15: frame.r15,
+            rip: frame.rip,
+            rsp: frame.rsp,
+            rflags: frame.rflags,
+        },
+    };
+    super::user::deliver_user_fault(&fault)
 }
 
 fn kernel_exception(frame: &mut TrapFrame) -> ! {

@@ -3,11 +3,57 @@
 //!
 //! OWNER: karch2 (kernel-core wave). The items below are the contract with `sched`/`syscall`
 //! (kcore2) — keep names and signatures, add what you need.
+//!
+//! # Entries from ring 3
+//! * `syscall` → [`hsync_syscall_entry`](self): `swapgs`, park the user rsp in the per-CPU block,
+//!   switch to the per-CPU kernel stack top ([`set_kernel_stack`]), push a complete [`UserRegs`]
+//!   (rip = rcx, rflags = r11) and call `crate::syscall::handle(&mut UserRegs)`. The handler may
+//!   block and switch threads; the frame stays on this thread's kernel stack until it resumes.
+//!   Return is `sysretq` when the (possibly modified) frame is exactly what sysret produces —
+//!   canonical rip, `rcx == rip`, `r11 == rflags` — and `iretq` with the full frame otherwise.
+//!   A non-canonical rip (which would make `sysretq`/`iretq` raise #GP in ring 0 on the user
+//!   stack — the classic sysret hazard) is never returned to: it becomes a #GP fault of the
+//!   thread instead.
+//! * Interrupts and exceptions: the common trap stub swaps GS when the interrupted CS has RPL 3.
+//!   Ring-3 exceptions become a [`UserFault`] for `crate::sched::on_user_fault`.
+//!
+//! RFLAGS in ring 3 is always `IF=1, IOPL=0`, bit 1 set, VM/VIF/VIP/RF/NT clear: every return path
+//! passes the frame through [`sanitize_rflags`]. In the kernel interrupts stay off (the kernel is
+//! not preemptible; `syscall` clears IF through IA32_FMASK, interrupt gates clear it too).
+//!
+//! # FPU/SSE policy
+//! The kernel is soft-float, and so are user programs (built for `x86_64-unknown-none`). User
+//! programs get no FPU/SSE yet: `init_cpu` sets CR0.EM and clears CR4.OSFXSR/OSXMMEXCPT/OSXSAVE,
+//! so any x87 instruction raises #NM and any MMX/SSE/AVX instruction #UD — a fault of that
+//! process only. Thread switches and the IPC path therefore never save or restore FPU state.
+//! Enabling it later means lazy (CR0.TS) or per-thread-flag `xsave`, without touching this ABI.
+//!
+//! # Address spaces and PCID
+//! [`load_address_space`] writes CR3 only when it changes. With PCID (CPUID.1:ECX.17) each CPU
+//! tags up to [`percpu::PCID_SLOTS`] recently used PML4s with PCIDs 1..=8 (round-robin reuse;
+//! a (re)assigned PCID is loaded with a flush, a known one without). Kernel mappings are global,
+//! so they are shared by every PCID. Whoever removes user mappings from a space that is not
+//! current on this CPU, or frees a PML4, must call [`forget_address_space`] — otherwise stale
+//! translations tagged with the old PCID could survive. Without PCID every switch flushes.
+
+use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+use x86_64::registers::model_specific::{Efer, EferFlags, LStar, Msr, SFMask};
+use x86_64::registers::rflags::RFlags;
+
+use super::percpu::{self, FaultHook, SyscallHook, cpu_local, offset};
+use super::{apic, cpu, gdt};
 
 /// A user thread's registers as saved on kernel entry (syscall or interrupt from ring 3).
 /// The syscall path saves all of them too, so `syscall::handle` can read and write any.
+///
+/// On a syscall, `rcx == rip` and `r11 == rflags` (the instruction put them there). Leave them
+/// so if the thread should return with `sysretq`; any other value is honoured via `iretq`.
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
+#[allow(missing_docs, reason = "register names are their own documentation")]
 pub struct UserRegs {
     pub rax: u64,
     pub rbx: u64,
@@ -29,7 +75,45 @@ pub struct UserRegs {
     pub rflags: u64,
 }
 
-/// A kernel thread's saved callee-saved state (opaque: just its kernel stack pointer).
+impl UserRegs {
+    /// All registers zero (a `const` `Default`).
+    pub const ZERO: UserRegs = UserRegs {
+        rax: 0,
+        rbx: 0,
+        rcx: 0,
+        rdx: 0,
+        rsi: 0,
+        rdi: 0,
+        rbp: 0,
+        r8: 0,
+        r9: 0,
+        r10: 0,
+        r11: 0,
+        r12: 0,
+        r13: 0,
+        r14: 0,
+        r15: 0,
+        rip: 0,
+        rsp: 0,
+        rflags: 0,
+    };
+}
+
+// The assembly below addresses `UserRegs` by these offsets.
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(UserRegs, rax) == 0);
+    assert!(offset_of!(UserRegs, rdi) == 40);
+    assert!(offset_of!(UserRegs, r15) == 112);
+    assert!(offset_of!(UserRegs, rip) == 120);
+    assert!(offset_of!(UserRegs, rsp) == 128);
+    assert!(offset_of!(UserRegs, rflags) == 136);
+    assert!(size_of::<UserRegs>() == 144);
+};
+
+/// A kernel thread's saved callee-saved state (opaque: just its kernel stack pointer; the
+/// callee-saved registers and the resume address are on that stack).
+#[repr(C)]
 #[derive(Default, Debug)]
 pub struct KernelContext {
     rsp: u64,
@@ -48,16 +132,304 @@ pub struct UserFault {
     pub regs: UserRegs,
 }
 
+/// RFLAGS bits a user program may set: CF, PF, AF, ZF, SF, TF, DF, OF, AC, ID.
+const USER_RFLAGS: u64 =
+    0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | 0x800 | 0x4_0000 | 0x20_0000;
+/// Always set in ring 3: IF and the reserved bit 1.
+const FORCED_RFLAGS: u64 = 0x200 | 0x2;
+
+/// The RFLAGS a thread really runs with: user-controllable bits from `rflags`, IF=1, IOPL=0,
+/// reserved bit 1 set, everything else clear.
+pub fn sanitize_rflags(rflags: u64) -> u64 {
+    rflags & USER_RFLAGS | FORCED_RFLAGS
+}
+
+/// True when `addr` is canonical for 4-level paging (bits 63..47 all equal).
+pub fn is_canonical(addr: u64) -> bool {
+    ((addr << 16) as i64 >> 16) as u64 == addr
+}
+
+/// The IA32_STAR MSR.
+const IA32_STAR: u32 = 0xc000_0081;
+
+/// SMAP is on (CR4.SMAP): user accesses need `stac`/`clac`.
+static SMAP_ON: AtomicBool = AtomicBool::new(false);
+/// PCID is on (CR4.PCIDE).
+static PCID_ON: AtomicBool = AtomicBool::new(false);
+
+/// True when CR4.PCIDE was turned on by [`init_cpu`].
+pub fn pcid_enabled() -> bool {
+    PCID_ON.load(Ordering::Relaxed)
+}
+
 /// Per-CPU setup for user mode on the calling CPU: syscall MSRs (STAR/LSTAR/FMASK, EFER.SCE),
-/// GS base → per-CPU block, FPU/SSE policy. Called once from `late_init`.
+/// GS base → per-CPU block, FPU/SSE policy, PCID, the local APIC (timer still off). Called once
+/// from `late_init`, after the CR4 protections are on.
 pub fn init_cpu() {
-    todo!("karch2")
+    let cpu_index = cpu::cpu_id() as usize;
+    // SAFETY: once on this CPU during boot, interrupts off, before anyone uses `cpu_local`.
+    unsafe { percpu::init(cpu_index) };
+
+    // sysret with the 64-bit operand size loads CS = STAR[63:48] + 16 and SS = STAR[63:48] + 8
+    // (both with RPL 3); syscall loads CS = STAR[47:32] and SS = STAR[47:32] + 8. With
+    // STAR[63:48] = 0x1b: CS = 0x2b (user code), SS = 0x23 (user data); STAR[47:32] = 0x08:
+    // CS = 0x08, SS = 0x10. `arch::gdt_tss_loaded` checks this against the GDT.
+    const _: () = {
+        assert!((gdt::STAR_SELECTORS >> 16) + 16 == gdt::USER_CS as u64);
+        assert!((gdt::STAR_SELECTORS >> 16) + 8 == gdt::USER_SS as u64);
+        assert!((gdt::STAR_SELECTORS & 0xffff) + 8 == gdt::KERNEL_SS as u64);
+    };
+    let fmask = RFlags::INTERRUPT_FLAG
+        | RFlags::DIRECTION_FLAG
+        | RFlags::TRAP_FLAG
+        | RFlags::ALIGNMENT_CHECK
+        | RFlags::NESTED_TASK;
+    // SAFETY: the selectors were just checked against the GDT layout, LSTAR points at the
+    // entry stub below (which follows the swapgs discipline and never runs on the user stack
+    // with interrupts on), and FMASK keeps interrupts off until it switched stacks. Writing
+    // STAR as one raw MSR value avoids the x86_64 crate's selector-order checks, which assume a
+    // different GDT order.
+    unsafe {
+        Msr::new(IA32_STAR).write(gdt::STAR_SELECTORS << 32);
+        LStar::write(x86_64::VirtAddr::new(
+            hsync_syscall_entry as *const () as u64,
+        ));
+        SFMask::write(fmask);
+        Efer::update(|f| f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS));
+    }
+
+    // FPU/SSE policy (see the module header): no FPU/SSE in ring 3 yet.
+    // SAFETY: the kernel is soft-float (x86_64-unknown-none: no x87/SSE instructions are
+    // generated), so turning these off changes nothing for kernel code.
+    unsafe {
+        Cr0::update(|c| {
+            c.insert(Cr0Flags::EMULATE_COPROCESSOR);
+            c.remove(Cr0Flags::TASK_SWITCHED | Cr0Flags::MONITOR_COPROCESSOR);
+        });
+        Cr4::update(|c| {
+            c.remove(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE | Cr4Flags::OSXSAVE)
+        });
+    }
+
+    SMAP_ON.store(
+        Cr4::read().contains(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION),
+        Ordering::Relaxed,
+    );
+    let cr3 = read_cr3();
+    if cpu::features().pcid && cr3 & 0xfff == 0 {
+        // SAFETY: CPUID reports PCID, we are in long mode and CR3[11:0] is 0 (the SDM's
+        // conditions for setting PCIDE); the current PML4 becomes PCID 0.
+        unsafe { Cr4::update(|c| c.insert(Cr4Flags::PCID)) };
+        PCID_ON.store(true, Ordering::Relaxed);
+    }
+    let mode = apic::init();
+    log::info!(
+        target: "cpu",
+        "cpu{cpu_index}: syscall/sysret on, GS per-CPU block, user FPU/SSE off, PCID {}, APIC {}",
+        if pcid_enabled() { "on" } else { "off" },
+        mode.map_or("unavailable", apic::mode_name),
+    );
+}
+
+// The syscall entry. On entry: rcx = user rip, r11 = user rflags, rsp = user rsp, IF/DF/TF/AC/NT
+// cleared by FMASK, GS = the user's.
+global_asm!(
+    r#"
+    .section .text.hsync_syscall, "ax", @progbits
+    .globl hsync_syscall_entry
+    .type hsync_syscall_entry, @function
+    .p2align 4
+hsync_syscall_entry:
+    swapgs
+    mov gs:[{user_rsp}], rsp
+    mov rsp, gs:[{kernel_rsp}]
+    // Build UserRegs from its last field down.
+    push r11
+    push qword ptr gs:[{user_rsp}]
+    push rcx
+    push r15
+    push r14
+    push r13
+    push r12
+    push r11
+    push r10
+    push r9
+    push r8
+    push rbp
+    push rdi
+    push rsi
+    push rdx
+    push rcx
+    push rbx
+    push rax
+    // The stack top is 16-aligned and UserRegs is 144 bytes: aligned for the call.
+    xor ebp, ebp
+    mov rdi, rsp
+    call {dispatch}
+    test al, al
+    jnz 2f
+    pop rax
+    pop rbx
+    pop rcx
+    pop rdx
+    pop rsi
+    pop rdi
+    pop rbp
+    pop r8
+    pop r9
+    pop r10
+    pop r11
+    pop r12
+    pop r13
+    pop r14
+    pop r15
+    pop rcx
+    mov r11, [rsp + 8]
+    mov rsp, [rsp]
+    swapgs
+    sysretq
+2:
+    mov rdi, rsp
+    jmp hsync_iret_to_user
+    .size hsync_syscall_entry, . - hsync_syscall_entry
+
+// rdi -> a sanitized UserRegs (canonical rip, sanitized rflags). Loads it and irets to ring 3.
+    .globl hsync_iret_to_user
+    .type hsync_iret_to_user, @function
+hsync_iret_to_user:
+    push {user_ss}
+    push qword ptr [rdi + 128]
+    push qword ptr [rdi + 136]
+    push {user_cs}
+    push qword ptr [rdi + 120]
+    mov rax, [rdi]
+    mov rbx, [rdi + 8]
+    mov rcx, [rdi + 16]
+    mov rdx, [rdi + 24]
+    mov rsi, [rdi + 32]
+    mov rbp, [rdi + 48]
+    mov r8, [rdi + 56]
+    mov r9, [rdi + 64]
+    mov r10, [rdi + 72]
+    mov r11, [rdi + 80]
+    mov r12, [rdi + 88]
+    mov r13, [rdi + 96]
+    mov r14, [rdi + 104]
+    mov r15, [rdi + 112]
+    mov rdi, [rdi + 40]
+    swapgs
+    iretq
+    .size hsync_iret_to_user, . - hsync_iret_to_user
+
+// rdi = from: *mut KernelContext, rsi = to: *const KernelContext. Saves the callee-saved
+// registers on the current stack, parks rsp in `from`, adopts `to`'s stack and pops its set.
+    .globl hsync_switch_context
+    .type hsync_switch_context, @function
+hsync_switch_context:
+    push rbp
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    mov [rdi], rsp
+    mov rsp, [rsi]
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+    .size hsync_switch_context, . - hsync_switch_context
+
+// First code of a fresh context: r12 = arg, r13 = entry; rbp = 0 ends backtraces. The slot
+// above holds a 0 "return address", so entry starts with rsp = 8 (mod 16) like any callee.
+    .globl hsync_context_start
+    .type hsync_context_start, @function
+hsync_context_start:
+    mov rdi, r12
+    jmp r13
+    .size hsync_context_start, . - hsync_context_start
+    "#,
+    user_rsp = const offset::USER_RSP,
+    kernel_rsp = const offset::KERNEL_RSP,
+    user_ss = const gdt::USER_SS,
+    user_cs = const gdt::USER_CS,
+    dispatch = sym syscall_dispatch,
+);
+
+unsafe extern "C" {
+    fn hsync_syscall_entry();
+    fn hsync_iret_to_user();
+    fn hsync_switch_context(from: *mut KernelContext, to: *const KernelContext);
+    fn hsync_context_start();
+}
+
+/// The Rust side of the syscall entry: runs the handler (or a test hook), then decides how to
+/// return. Returns true when the stub must use `iretq`.
+extern "C" fn syscall_dispatch(regs: &mut UserRegs) -> bool {
+    match cpu_local().syscall_hook() {
+        Some(hook) => hook(regs),
+        None => crate::syscall::handle(regs),
+    }
+    prepare_return(regs)
+}
+
+/// Makes `regs` safe to return to ring 3 and says whether `iretq` is needed (true) or the frame
+/// is exactly what `sysretq` produces (false). A non-canonical rip faults the thread here.
+fn prepare_return(regs: &mut UserRegs) -> bool {
+    regs.rflags = sanitize_rflags(regs.rflags);
+    if !is_canonical(regs.rip) {
+        deliver_user_fault(&UserFault {
+            vector: 13,
+            error_code: 0,
+            cr2: 0,
+            regs: *regs,
+        });
+    }
+    regs.rcx != regs.rip || regs.r11 != regs.rflags
+}
+
+/// Hands a ring-3 fault to the scheduler (or to the test hook). Never returns.
+pub(super) fn deliver_user_fault(fault: &UserFault) -> ! {
+    match cpu_local().fault_hook() {
+        Some(hook) => hook(fault),
+        None => crate::sched::on_user_fault(fault),
+    }
+}
+
+/// Test-only: routes this CPU's syscalls to `syscall` instead of `crate::syscall::handle`,
+/// and ring-3 faults to `fault` instead of `crate::sched::on_user_fault`. `None` restores the
+/// real handlers. Used by the arch ktests only.
+pub fn set_test_hooks(syscall: Option<SyscallHook>, fault: Option<FaultHook>) {
+    cpu_local().set_hooks(syscall, fault);
 }
 
 /// A fresh context that starts running `entry(arg)` on the stack whose top is `stack_top`.
-pub fn init_context(_stack_top: u64, _entry: extern "C" fn(u64) -> !, _arg: u64) -> KernelContext {
-    let _ = KernelContext { rsp: 0 }.rsp;
-    todo!("karch2")
+///
+/// `stack_top` must be 16-byte aligned (it is rounded down otherwise). The context's first
+/// switch-in pops six zeroed callee-saved slots (r12 = arg, r13 = entry) and "returns" into a
+/// trampoline that calls `entry` with a correctly aligned stack and rbp = 0.
+pub fn init_context(stack_top: u64, entry: extern "C" fn(u64) -> !, arg: u64) -> KernelContext {
+    let top = stack_top & !15;
+    // Layout, from `top` down: 0 (entry's return address), trampoline, rbp, rbx, r12, r13,
+    // r14, r15 — the order `hsync_switch_context` pops.
+    let frame: [u64; 8] = [
+        0,                                       // r15
+        0,                                       // r14
+        entry as *const () as u64,               // r13
+        arg,                                     // r12
+        0,                                       // rbx
+        0,                                       // rbp
+        hsync_context_start as *const () as u64, // return address of hsync_switch_context
+        0,                                       // return address of `entry` (never used)
+    ];
+    let rsp = top - size_of_val(&frame) as u64;
+    // SAFETY: the caller hands us the top of a mapped kernel stack it owns that is not in use
+    // (a context is only initialized before it first runs); 64 bytes below it are writable.
+    unsafe { core::ptr::write(rsp as *mut [u64; 8], frame) };
+    KernelContext { rsp }
 }
 
 /// Saves the current kernel context into `from` and resumes `to`. Returns when someone
@@ -66,41 +438,135 @@ pub fn init_context(_stack_top: u64, _entry: extern "C" fn(u64) -> !, _arg: u64)
 /// # Safety
 /// Interrupts off; `from`/`to` valid for the duration; `to` was produced by `init_context` or
 /// a previous `switch_context`; its stack is mapped.
-pub unsafe fn switch_context(_from: *mut KernelContext, _to: *const KernelContext) {
-    todo!("karch2")
+#[inline]
+pub unsafe fn switch_context(from: *mut KernelContext, to: *const KernelContext) {
+    // SAFETY: forwarded contract; the routine saves/restores every callee-saved register and
+    // is an ordinary `extern "C"` call for the caller-saved ones.
+    unsafe { hsync_switch_context(from, to) }
 }
 
 /// Enters ring 3 with `regs` (iretq path; sysret only when safe). Never returns.
 ///
+/// RFLAGS is sanitized (IF=1, IOPL=0); a non-canonical rip is delivered as a #GP fault of the
+/// thread (through `sched::on_user_fault`) instead of faulting inside the kernel.
+///
 /// # Safety
 /// The current address space must map the user code/stack `regs` points at (or the thread
 /// faults, which is fine); `set_kernel_stack` must hold this thread's kernel stack top.
-pub unsafe fn return_to_user(_regs: *const UserRegs) -> ! {
-    todo!("karch2")
+pub unsafe fn return_to_user(regs: *const UserRegs) -> ! {
+    // SAFETY: the caller passes a valid pointer.
+    let mut r = unsafe { *regs };
+    r.rflags = sanitize_rflags(r.rflags);
+    if !is_canonical(r.rip) {
+        deliver_user_fault(&UserFault {
+            vector: 13,
+            error_code: 0,
+            cr2: 0,
+            regs: r,
+        });
+    }
+    // SAFETY: `r` is a sanitized frame on this stack (the iret stub pushes below it, then
+    // leaves ring 0 for good); GS is the kernel's, and the stub swaps it for the user's.
+    unsafe {
+        asm!(
+            "jmp {iret}",
+            iret = sym hsync_iret_to_user,
+            in("rdi") &raw const r,
+            options(noreturn),
+        )
+    }
 }
 
 /// Where ring-3 entries (syscall, interrupts) land on this CPU: TSS.rsp0 and the per-CPU
 /// syscall stack pointer. Called on every thread switch.
-pub fn set_kernel_stack(_top: u64) {
-    todo!("karch2")
+pub fn set_kernel_stack(top: u64) {
+    // SAFETY: called with interrupts off (kernel code); the TSS slot is only read by the CPU
+    // on a ring 3 → 0 transition, which cannot happen while we run in ring 0.
+    unsafe { gdt::set_rsp0(top) };
+    cpu_local().set_kernel_rsp(top);
 }
+
+/// The kernel stack top ring-3 entries currently use on this CPU.
+pub fn kernel_stack() -> u64 {
+    cpu_local().kernel_rsp()
+}
+
+fn read_cr3() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR3 has no side effects.
+    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Physical address bits of CR3.
+const CR3_ADDR: u64 = 0x000f_ffff_ffff_f000;
+/// CR3 bit 63 with PCIDE: keep the TLB entries of the PCID being loaded.
+const CR3_NOFLUSH: u64 = 1 << 63;
 
 /// Loads an address space's root table (no-op if already current; PCID when the CPU has it).
 ///
 /// # Safety
 /// `cr3` must be a PML4 that maps the kernel's upper half.
-pub unsafe fn load_address_space(_cr3: u64) {
-    todo!("karch2")
+pub unsafe fn load_address_space(cr3: u64) {
+    let cr3 = cr3 & CR3_ADDR;
+    if read_cr3() & CR3_ADDR == cr3 {
+        return;
+    }
+    let value = if pcid_enabled() {
+        let (pcid, keep) = cpu_local().pcid_for(cr3);
+        cr3 | pcid | if keep { CR3_NOFLUSH } else { 0 }
+    } else {
+        cr3
+    };
+    // SAFETY: per the contract the new PML4 maps the kernel half (including this code and
+    // stack) identically; PCID bits are only set with CR4.PCIDE on.
+    unsafe { asm!("mov cr3, {}", in(reg) value, options(nostack, preserves_flags)) };
+}
+
+/// Drops this CPU's cached translations for the address space `cr3`: call it after removing
+/// or downgrading user mappings of a space that is not current, and before freeing a PML4.
+/// (With PCID, its next load flushes; if it is current, its TLB entries are flushed now.
+/// Without PCID, a non-current space has no cached translations and this does nothing.)
+pub fn forget_address_space(cr3: u64) {
+    let cr3 = cr3 & CR3_ADDR;
+    if !pcid_enabled() {
+        return;
+    }
+    let current = read_cr3();
+    if current & CR3_ADDR == cr3 {
+        // Reloading without the no-flush bit flushes the current PCID's non-global entries.
+        // SAFETY: same PML4, same PCID: only the TLB changes.
+        unsafe {
+            asm!("mov cr3, {}", in(reg) current & !CR3_NOFLUSH, options(nostack, preserves_flags))
+        };
+    } else {
+        cpu_local().pcid_forget(cr3);
+    }
 }
 
 /// Runs `f` with user-memory access allowed (stac/clac under SMAP; plain call otherwise).
+///
+/// Not nestable (the inner call's `clac` ends the outer window), and `f` must not block or
+/// switch threads.
 pub fn user_access<R>(f: impl FnOnce() -> R) -> R {
-    f()
+    if !SMAP_ON.load(Ordering::Relaxed) {
+        return f();
+    }
+    // SAFETY: `stac` only sets RFLAGS.AC (allowed: SMAP is on, so the CPU has the
+    // instruction). No `nomem`, so the compiler keeps `f`'s accesses between the two.
+    unsafe { asm!("stac", options(nostack)) };
+    let r = f();
+    // SAFETY: clears RFLAGS.AC again.
+    unsafe { asm!("clac", options(nostack)) };
+    r
 }
 
 /// Starts the periodic scheduler tick on this CPU (local APIC timer: x2APIC when the CPU has
 /// it, xAPIC otherwise; calibrated against the TSC/PIT). Each tick calls
-/// `crate::sched::on_timer_tick()`.
-pub fn timer_start(_period_ns: u64) {
-    todo!("karch2")
+/// `crate::sched::on_timer_tick()`. Vector [`apic::TIMER_VECTOR`]. Calling it again
+/// reprograms the period.
+pub fn timer_start(period_ns: u64) {
+    if !apic::start_timer(period_ns) {
+        log::error!(target: "apic", "no local APIC timer; the scheduler will not preempt");
+    }
 }

@@ -1,0 +1,241 @@
+//! The local APIC: mode selection (x2APIC when CPUID has it, else xAPIC through MMIO), the
+//! periodic scheduler timer calibrated against the TSC, EOI, and the spurious/error vectors.
+//!
+//! Own small driver rather than the `x2apic` crate: that crate's `LocalApic` is a stateful,
+//! `!Send` object that would have to live in per-CPU storage or behind a forced-`Send` lock, and
+//! the kernel needs only a handful of registers. Here the APIC is stateless apart from a global
+//! mode (the same on every CPU), and each register access is one `wrmsr`/`rdmsr` (x2APIC:
+//! MSR `0x800 + offset / 16`) or one volatile MMIO access (xAPIC: base + offset).
+//!
+//! Vectors: [`TIMER_VECTOR`] = 0x30 (first free vector above the masked PICs' 0x20..0x2f),
+//! [`ERROR_VECTOR`] = 0xfe, [`SPURIOUS_VECTOR`] = 0xff (its low nibble must be all ones on old
+//! xAPICs; spurious interrupts get no EOI).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use spin::Once;
+use x86_64::registers::model_specific::Msr;
+
+use super::{cpu, time};
+
+/// The scheduler tick.
+pub const TIMER_VECTOR: u64 = 0x30;
+/// APIC internal errors.
+pub const ERROR_VECTOR: u64 = 0xfe;
+/// Spurious interrupts (no EOI).
+pub const SPURIOUS_VECTOR: u64 = 0xff;
+
+const IA32_APIC_BASE: u32 = 0x1b;
+const APIC_BASE_ENABLE: u64 = 1 << 11;
+const APIC_BASE_X2APIC: u64 = 1 << 10;
+const APIC_BASE_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+// Register offsets (xAPIC MMIO layout; x2APIC MSR = 0x800 + offset >> 4).
+const REG_ID: u32 = 0x20;
+const REG_TPR: u32 = 0x80;
+const REG_EOI: u32 = 0xb0;
+const REG_SVR: u32 = 0xf0;
+const REG_ESR: u32 = 0x280;
+const REG_LVT_TIMER: u32 = 0x320;
+const REG_LVT_LINT0: u32 = 0x350;
+const REG_LVT_LINT1: u32 = 0x360;
+const REG_LVT_ERROR: u32 = 0x370;
+const REG_TIMER_INITIAL: u32 = 0x380;
+const REG_TIMER_CURRENT: u32 = 0x390;
+const REG_TIMER_DIVIDE: u32 = 0x3e0;
+
+const SVR_ENABLE: u32 = 1 << 8;
+const LVT_MASKED: u32 = 1 << 16;
+const LVT_PERIODIC: u32 = 1 << 17;
+/// Divide configuration value for "divide by 16".
+const DIVIDE_BY_16: u32 = 0b0011;
+
+/// How long the timer calibration counts, in TSC time.
+const CALIBRATION_NS: u64 = 10_000_000;
+
+/// Which programming interface the local APIC is used through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// x2APIC: registers are MSRs.
+    X2Apic,
+    /// xAPIC: registers are MMIO at this (uncached) kernel virtual address.
+    XApic { base: u64 },
+}
+
+static MODE: Once<Mode> = Once::new();
+/// APIC timer input ticks per second (after the divide-by-16), once calibrated.
+static TIMER_HZ: AtomicU64 = AtomicU64::new(0);
+/// The period the timer was last started with (0 = not running).
+static PERIOD_NS: AtomicU64 = AtomicU64::new(0);
+
+/// The mode in use, once [`init`] ran.
+pub fn mode() -> Option<Mode> {
+    MODE.get().copied()
+}
+
+/// Calibrated timer frequency (input ticks per second after the divider), if started.
+pub fn timer_hz() -> Option<u64> {
+    match TIMER_HZ.load(Ordering::Relaxed) {
+        0 => None,
+        hz => Some(hz),
+    }
+}
+
+/// The raw IA32_APIC_BASE MSR.
+pub fn base_msr() -> u64 {
+    // SAFETY: IA32_APIC_BASE exists on every x86_64 CPU (all have a local APIC); reading it has
+    // no side effects.
+    unsafe { Msr::new(IA32_APIC_BASE).read() }
+}
+
+fn read(reg: u32) -> u32 {
+    match MODE.get() {
+        // SAFETY: x2APIC mode is enabled (so MSRs 0x800..0x8ff exist) and every offset used
+        // here names a readable register.
+        Some(Mode::X2Apic) => unsafe { Msr::new(0x800 + (reg >> 4)).read() as u32 },
+        // SAFETY: `base` maps the 4 KiB register page uncached; registers are 32-bit aligned.
+        Some(&Mode::XApic { base }) => unsafe {
+            core::ptr::read_volatile((base + u64::from(reg)) as *const u32)
+        },
+        None => 0,
+    }
+}
+
+fn write(reg: u32, value: u32) {
+    match MODE.get() {
+        // SAFETY: as in `read`; the registers written here are the writable ones, and writing
+        // them only affects this CPU's interrupt delivery, which this module owns.
+        Some(Mode::X2Apic) => unsafe { Msr::new(0x800 + (reg >> 4)).write(u64::from(value)) },
+        // SAFETY: as in `read`.
+        Some(&Mode::XApic { base }) => unsafe {
+            core::ptr::write_volatile((base + u64::from(reg)) as *mut u32, value)
+        },
+        None => {}
+    }
+}
+
+/// Enables this CPU's local APIC (x2APIC if CPUID has it, else xAPIC, mapped uncached), masks
+/// LINT0/LINT1, routes errors and spurious interrupts, accepts every priority. The timer stays
+/// masked until [`start_timer`]. Returns the mode, or `None` if the xAPIC page can't be mapped.
+pub fn init() -> Option<Mode> {
+    if let Some(m) = mode() {
+        return Some(m);
+    }
+    let msr = base_msr();
+    let mode = if cpu::features().x2apic {
+        // SAFETY: CPUID reports x2APIC; enabling EXTD together with EN is the architected
+        // xAPIC→x2APIC transition. Interrupts are off and no APIC interrupt is in flight.
+        unsafe { Msr::new(IA32_APIC_BASE).write(msr | APIC_BASE_ENABLE | APIC_BASE_X2APIC) };
+        Mode::X2Apic
+    } else {
+        let phys = msr & APIC_BASE_ADDR_MASK;
+        let Ok(virt) = crate::mm::map_physical(phys, 4096, crate::mm::Cache::Uncached) else {
+            log::error!(target: "apic", "cannot map the xAPIC registers at {phys:#x}");
+            return None;
+        };
+        if msr & APIC_BASE_ENABLE == 0 {
+            // SAFETY: sets the global enable bit of an APIC that CPUID says exists; it keeps
+            // the same base address.
+            unsafe { Msr::new(IA32_APIC_BASE).write(msr | APIC_BASE_ENABLE) };
+        }
+        Mode::XApic {
+            base: virt.as_u64(),
+        }
+    };
+    let mode = *MODE.call_once(|| mode);
+    write(REG_TPR, 0);
+    write(REG_LVT_TIMER, LVT_MASKED | TIMER_VECTOR as u32);
+    write(REG_LVT_LINT0, LVT_MASKED);
+    write(REG_LVT_LINT1, LVT_MASKED);
+    write(REG_LVT_ERROR, ERROR_VECTOR as u32);
+    write(REG_SVR, SVR_ENABLE | SPURIOUS_VECTOR as u32);
+    // Writing the ESR latches and clears old errors.
+    write(REG_ESR, 0);
+    let id = match mode {
+        Mode::X2Apic => read(REG_ID),
+        Mode::XApic { .. } => read(REG_ID) >> 24,
+    };
+    log::info!(target: "apic", "local APIC id {id} in {} mode", mode_name(mode));
+    Some(mode)
+}
+
+/// `"x2APIC"` or `"xAPIC"`.
+pub fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::X2Apic => "x2APIC",
+        Mode::XApic { .. } => "xAPIC (MMIO)",
+    }
+}
+
+/// Measures the timer input rate against the TSC (the timer counts down one-shot, masked, for
+/// [`CALIBRATION_NS`]). Returns ticks per second after the divide-by-16, or `None` without a
+/// calibrated TSC or when the timer did not count.
+fn calibrate() -> Option<u64> {
+    let tsc_hz = time::tsc_hz()?;
+    let wait = tsc_hz * CALIBRATION_NS / 1_000_000_000;
+    write(REG_TIMER_DIVIDE, DIVIDE_BY_16);
+    write(REG_LVT_TIMER, LVT_MASKED | TIMER_VECTOR as u32);
+    write(REG_TIMER_INITIAL, u32::MAX);
+    let t0 = time::rdtsc();
+    while time::rdtsc().wrapping_sub(t0) < wait {
+        core::hint::spin_loop();
+    }
+    let remaining = read(REG_TIMER_CURRENT);
+    let t1 = time::rdtsc();
+    write(REG_TIMER_INITIAL, 0);
+    let counted = u64::from(u32::MAX - remaining);
+    let elapsed = t1.wrapping_sub(t0);
+    if counted == 0 || elapsed == 0 {
+        return None;
+    }
+    Some((u128::from(counted) * u128::from(tsc_hz) / u128::from(elapsed)) as u64)
+}
+
+/// Starts (or restarts) the periodic timer on this CPU at `period_ns`. Returns false if the
+/// APIC or the calibration is unavailable.
+pub fn start_timer(period_ns: u64) -> bool {
+    if init().is_none() {
+        return false;
+    }
+    let hz = match timer_hz() {
+        Some(hz) => hz,
+        None => match calibrate() {
+            Some(hz) => {
+                TIMER_HZ.store(hz, Ordering::Relaxed);
+                hz
+            }
+            None => {
+                log::error!(target: "apic", "APIC timer calibration failed; no scheduler tick");
+                return false;
+            }
+        },
+    };
+    let count = (u128::from(hz) * u128::from(period_ns) / 1_000_000_000).clamp(1, u32::MAX.into());
+    write(REG_TIMER_DIVIDE, DIVIDE_BY_16);
+    write(REG_LVT_TIMER, LVT_PERIODIC | TIMER_VECTOR as u32);
+    write(REG_TIMER_INITIAL, count as u32);
+    let previous = PERIOD_NS.swap(period_ns, Ordering::Relaxed);
+    if previous != period_ns {
+        log::info!(
+            target: "apic",
+            "timer: {} mode, {}.{:03} MHz input (TSC-calibrated, /16), period {} us ({count} counts), vector {TIMER_VECTOR:#x}",
+            mode().map_or("?", mode_name),
+            hz / 1_000_000,
+            hz / 1000 % 1000,
+            period_ns / 1000,
+        );
+    }
+    true
+}
+
+/// Signals end of interrupt for the in-service APIC interrupt.
+#[inline]
+pub fn eoi() {
+    write(REG_EOI, 0);
+}
+
+/// Reads and clears the error status register (for the error vector).
+pub fn take_errors() -> u32 {
+    write(REG_ESR, 0);
+    read(REG_ESR)
+}
