@@ -13,10 +13,13 @@ extern crate alloc;
 mod arch;
 mod boot;
 mod initfs;
+mod ipc;
 mod klog;
 mod ktest;
 mod mm;
+mod object;
 mod panic;
+mod root;
 mod sched;
 mod syscall;
 
@@ -41,11 +44,34 @@ fn kmain_on_kernel_stack(info: &'static boot::BootInfo) -> ! {
     mm::log_summary();
     initfs::log_contents(info);
 
-    if info.cmdline_has("test") {
-        if let Some(kind) = info.cmdline_value("panic-test") {
-            ktest::panic_test(kind);
+    let test = info.cmdline_has("test");
+    if test && let Some(kind) = info.cmdline_value("panic-test") {
+        ktest::panic_test(kind);
+    }
+    sched::init();
+    if test && !info.cmdline_has("no-ktest") && !ktest::run_all() {
+        arch::exit_failure();
+    }
+    match root::start(info) {
+        Ok(p) => {
+            let status = root::wait(&p);
+            drop(p);
+            log::info!("root ended: {status:?}");
+            if test {
+                if status == hsync_abi::ExitStatus::Exited(0) {
+                    arch::exit_success();
+                }
+                arch::exit_failure();
+            }
         }
-        ktest::run_all_and_exit();
+        Err(root::RootError::Missing) if test => arch::exit_success(),
+        Err(root::RootError::Missing) => log::info!("initfs has no root; nothing to run"),
+        Err(e) => {
+            log::error!("cannot start root: {e:?}");
+            if test {
+                arch::exit_failure();
+            }
+        }
     }
     if info.cmdline_has("poweroff") {
         log::info!("poweroff requested on the command line");

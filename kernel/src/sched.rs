@@ -1,30 +1,560 @@
 //! Threads and the scheduler: preemptive, priority-based round robin (32 levels), per-CPU run
-//! queues (one CPU for now), blocking and waking for IPC/notifications, sleeps with deadlines,
-//! idle with `hlt`.
+//! queues (one CPU for now, the structure is per CPU), blocking and waking for IPC and
+//! notifications, sleeps with deadlines, an idle thread with `hlt`.
 //!
-//! OWNER: kcore2 (kernel-core wave). Called by arch: `on_timer_tick`, `on_user_fault`.
+//! Called by arch: [`on_timer_tick`], [`on_user_fault`]; by the syscall layer and IPC: [`block`],
+//! [`switch_to_blocked`], [`wake_if`], [`kill_thread`], [`exit_current`].
+//!
+//! Concurrency: kernel code runs with interrupts off (syscalls enter with IF clear, interrupt
+//! gates clear it), except the idle thread's `hlt`. A CPU's state is behind its own lock, taken
+//! for short sections and never across a context switch. Lock order: CPU, then a thread's inner.
+//!
+//! Killing: a thread that may hold references on its kernel stack (blocked or preempted inside
+//! the kernel) is never discarded in place. [`kill_thread`] marks it killed and makes it ready at
+//! the highest priority; it unwinds its own kernel path (the blocking call returns an error) and
+//! ends in [`exit_current`] at the next kernel exit point, so every reference it held is
+//! released exactly once.
 
-use crate::arch::UserFault;
-
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-/// Timer ticks seen so far (placeholder bookkeeping until the scheduler lands).
+use hsync_abi::{Error, ExitStatus, FaultKind, FaultRecord};
+use hsync_kcore::sched::RunQueue;
+use spin::Mutex;
+
+use crate::arch::{self, UserFault};
+use crate::object::Thread;
+use crate::object::thread::{Block, State, Wake};
+
+/// Timer tick period.
+pub const TICK_NS: u64 = 2_000_000;
+/// Ticks per time slice (10 ms).
+const SLICE_TICKS: u32 = 5;
+/// Priority of the boot thread (root's supervisor and the ktest runner).
+pub const BOOT_PRIORITY: u8 = 16;
+/// Priority killed threads run at, so they unwind and free their resources promptly.
+const KILL_PRIORITY: u8 = 31;
+
+/// Timer ticks seen so far.
 static TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// One CPU's scheduling state.
+struct Cpu {
+    current: Option<Arc<Thread>>,
+    idle: Option<Arc<Thread>>,
+    run: RunQueue<Arc<Thread>>,
+    /// Threads with a deadline (sleep, timed wait), unordered.
+    sleepers: Vec<(u64, Arc<Thread>)>,
+    /// The thread switched away from, dropped by the next thread after the switch.
+    prev: Option<Arc<Thread>>,
+    ticks_left: u32,
+    need_resched: bool,
+    loaded_cr3: u64,
+}
+
+impl Cpu {
+    const fn new() -> Cpu {
+        Cpu {
+            current: None,
+            idle: None,
+            run: RunQueue::new(),
+            sleepers: Vec::new(),
+            prev: None,
+            ticks_left: SLICE_TICKS,
+            need_resched: false,
+            loaded_cr3: 0,
+        }
+    }
+
+    fn push(&mut self, prio: u8, t: Arc<Thread>) {
+        if let Err((e, t)) = self.run.push(prio, t) {
+            log::error!(target: "sched", "run queue push failed ({e:?}); thread {} stalls", t.id);
+        }
+    }
+}
+
+/// Number of CPUs the scheduler has state for.
+const MAX_CPUS: usize = 1;
+
+static CPUS: [Mutex<Cpu>; MAX_CPUS] = [const { Mutex::new(Cpu::new()) }; MAX_CPUS];
+
+fn this_cpu() -> &'static Mutex<Cpu> {
+    let id = arch::cpu_id() as usize;
+    CPUS.get(id).unwrap_or(&CPUS[0])
+}
 
 /// Timer ticks seen so far.
 pub fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
 }
 
-/// Called by the timer interrupt (from user mode or idle). May switch threads.
-/// (Contract placeholder: counts ticks; kcore2 adds preemption.)
-pub fn on_timer_tick() {
-    TICKS.fetch_add(1, Ordering::Relaxed);
+/// Makes the running boot context a thread, creates the idle thread and starts the tick.
+pub fn init() {
+    let (Ok(boot), Ok(idle)) = (
+        Thread::new_boot(BOOT_PRIORITY),
+        Thread::new_kernel(0, Box::new(|| arch::idle())),
+    ) else {
+        panic!("out of memory creating the boot and idle threads");
+    };
+    idle.inner.lock().state = State::Ready;
+    {
+        let mut cpu = this_cpu().lock();
+        cpu.current = Some(boot);
+        cpu.idle = Some(idle);
+        cpu.loaded_cr3 = crate::mm::vmm::root();
+        let _ = cpu.run.reserve(4);
+    }
+    arch::timer_start(TICK_NS);
+    log::info!(target: "sched", "scheduler up: tick {} us, slice {} ms", TICK_NS / 1000, TICK_NS * SLICE_TICKS as u64 / 1_000_000);
 }
 
-/// Called by the trap dispatcher for an exception in ring 3: kill the current process, deliver
-/// its fault record, run something else. Never returns.
-/// (Contract placeholder: kcore2 replaces the panic with killing the process.)
+/// The running thread.
+pub fn current() -> Arc<Thread> {
+    match this_cpu().lock().current.clone() {
+        Some(t) => t,
+        None => panic!("sched::current before sched::init"),
+    }
+}
+
+/// Makes a created thread ready. Errors: `InvalidState` if it was started before.
+pub fn start(t: &Arc<Thread>) -> Result<(), Error> {
+    {
+        let mut inner = t.inner.lock();
+        if !matches!(inner.state, State::Created) {
+            return Err(Error::InvalidState);
+        }
+        inner.state = State::Ready;
+    }
+    let mut cpu = this_cpu().lock();
+    let want = cpu.run.len() + 1;
+    if cpu.run.reserve_at(t.priority, want).is_err() {
+        t.inner.lock().state = State::Created;
+        return Err(Error::OutOfMemory);
+    }
+    cpu.push(t.priority, t.clone());
+    note_wake(&mut cpu, t.priority);
+    Ok(())
+}
+
+fn note_wake(cpu: &mut Cpu, prio: u8) {
+    let cur = cpu.current.as_ref().map_or(0, |c| c.priority);
+    if prio > cur
+        || cpu
+            .current
+            .as_ref()
+            .zip(cpu.idle.as_ref())
+            .is_some_and(|(c, i)| Arc::ptr_eq(c, i))
+    {
+        cpu.need_resched = true;
+    }
+}
+
+/// Wakes `t` with `wake` if it is blocked on something `pred` accepts. Returns whether it did.
+pub fn wake_if(t: &Arc<Thread>, pred: impl FnOnce(&Block) -> bool, wake: Wake) -> bool {
+    let had_deadline = {
+        let mut inner = t.inner.lock();
+        match &inner.state {
+            State::Blocked(b) if pred(b) => {}
+            _ => return false,
+        }
+        inner.state = State::Ready;
+        inner.wake = wake;
+        inner.deadline.take().is_some()
+    };
+    let mut cpu = this_cpu().lock();
+    if had_deadline {
+        cpu.sleepers.retain(|(_, s)| !Arc::ptr_eq(s, t));
+    }
+    cpu.push(t.priority, t.clone());
+    note_wake(&mut cpu, t.priority);
+    true
+}
+
+/// Blocks the current thread on `block` (the caller has already queued it wherever `block`
+/// says) and runs something else. Returns what woke it. A killed thread does not block: it
+/// gets `PeerDied` at once and unwinds.
+pub fn block(block: Block) -> Wake {
+    if !set_blocked(block) {
+        return Wake::Err(Error::PeerDied);
+    }
+    switch(false, None);
+    take_wake()
+}
+
+/// Like [`block`], but switches straight to `next` (the IPC fast path: no run-queue pass).
+/// `next` must be a thread the caller just took out of a wait structure, with its wake result
+/// already set; it becomes the running thread.
+pub fn switch_to_blocked(block: Block, next: Arc<Thread>) -> Wake {
+    if !set_blocked(block) {
+        // Killed meanwhile: hand `next` to the run queue instead.
+        make_ready(next);
+        return Wake::Err(Error::PeerDied);
+    }
+    switch(false, Some(next));
+    take_wake()
+}
+
+/// Puts a thread that was taken out of a wait structure (its wake result set) on the run queue.
+pub fn make_ready(t: Arc<Thread>) {
+    t.inner.lock().state = State::Ready;
+    let mut cpu = this_cpu().lock();
+    let prio = t.priority;
+    cpu.push(prio, t);
+    note_wake(&mut cpu, prio);
+}
+
+fn set_blocked(block: Block) -> bool {
+    let cpu = this_cpu().lock();
+    let Some(cur) = cpu.current.as_ref() else {
+        return false;
+    };
+    let mut inner = cur.inner.lock();
+    if inner.killed {
+        return false;
+    }
+    inner.state = State::Blocked(block);
+    inner.wake = Wake::None;
+    true
+}
+
+fn take_wake() -> Wake {
+    let cpu = this_cpu().lock();
+    cpu.current
+        .as_ref()
+        .map_or(Wake::None, |c| core::mem::take(&mut c.inner.lock().wake))
+}
+
+/// Gives the CPU to the next ready thread of at least the same priority, if any.
+pub fn yield_now() {
+    switch(true, None);
+}
+
+/// Blocks the current thread until the clock reaches `deadline` (ns since boot).
+pub fn sleep_until(deadline: u64) -> Result<(), Error> {
+    if deadline <= arch::uptime_ns() {
+        return Ok(());
+    }
+    add_sleeper(deadline)?;
+    match block(Block::Sleep) {
+        Wake::Err(e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Puts the current thread on the sleepers list with `deadline` (before it blocks).
+pub fn add_sleeper(deadline: u64) -> Result<(), Error> {
+    let mut cpu = this_cpu().lock();
+    let Some(cur) = cpu.current.clone() else {
+        return Err(Error::InvalidState);
+    };
+    cpu.sleepers
+        .try_reserve(1)
+        .map_err(|_| Error::OutOfMemory)?;
+    cur.inner.lock().deadline = Some(deadline);
+    cpu.sleepers.push((deadline, cur));
+    Ok(())
+}
+
+/// Ends the current thread. Never returns; the next thread frees it.
+pub fn exit_current() -> ! {
+    {
+        let cpu = this_cpu().lock();
+        if let Some(cur) = cpu.current.as_ref() {
+            cur.inner.lock().state = State::Dead;
+        }
+    }
+    switch(false, None);
+    unreachable!("a dead thread was scheduled again")
+}
+
+/// If the current thread was killed, ends it (called at every kernel exit point).
+pub fn exit_if_killed() {
+    let killed = {
+        let cpu = this_cpu().lock();
+        cpu.current.as_ref().is_some_and(|c| c.inner.lock().killed)
+    };
+    if killed {
+        exit_current();
+    }
+}
+
+/// Reschedules if a wake-up made a higher-priority thread ready (end of a syscall).
+pub fn preempt_point() {
+    let need = core::mem::take(&mut this_cpu().lock().need_resched);
+    if need {
+        switch(true, None);
+    }
+}
+
+/// Kills a thread: it will not run user code again. See the module documentation.
+pub fn kill_thread(t: &Arc<Thread>) {
+    let (old, pending, had_deadline) = {
+        let mut inner = t.inner.lock();
+        if inner.killed || matches!(inner.state, State::Dead) {
+            return;
+        }
+        inner.killed = true;
+        inner.send = None;
+        let old = match inner.state {
+            State::Created => core::mem::replace(&mut inner.state, State::Dead),
+            State::Blocked(_) => {
+                inner.wake = Wake::Err(Error::PeerDied);
+                core::mem::replace(&mut inner.state, State::Ready)
+            }
+            _ => State::Running, // ready or running: it exits at its next kernel exit point
+        };
+        (old, inner.pending.take(), inner.deadline.take().is_some())
+    };
+    if let State::Blocked(b) = old {
+        match &b {
+            Block::Send(ep) | Block::Recv(ep) => ep.remove(t),
+            Block::Notification(n) => n.remove(t),
+            Block::ProcessWait(p) => p.waiters.lock().retain(|w| !Arc::ptr_eq(w, t)),
+            Block::Reply | Block::Sleep | Block::Kernel => {}
+        }
+        let mut cpu = this_cpu().lock();
+        if had_deadline {
+            cpu.sleepers.retain(|(_, s)| !Arc::ptr_eq(s, t));
+        }
+        cpu.push(KILL_PRIORITY, t.clone());
+        cpu.need_resched = true;
+        drop(cpu);
+        drop(b);
+    } else {
+        // Ready: bump it so it unwinds promptly.
+        let mut cpu = this_cpu().lock();
+        if had_deadline {
+            cpu.sleepers.retain(|(_, s)| !Arc::ptr_eq(s, t));
+        }
+        if let Some(t) = cpu.run.remove(t.priority, |x| Arc::ptr_eq(x, t)) {
+            cpu.push(KILL_PRIORITY, t);
+            cpu.need_resched = true;
+        }
+    }
+    drop(pending);
+}
+
+/// Before a process's page tables are freed: if the CPU has them loaded, load the kernel's.
+pub fn leave_address_space(cr3: u64) {
+    let mut cpu = this_cpu().lock();
+    if cpu.loaded_cr3 == cr3 {
+        let root = crate::mm::vmm::root();
+        // SAFETY: the kernel's own PML4 maps the kernel half.
+        unsafe { arch::load_address_space(root) };
+        cpu.loaded_cr3 = root;
+    }
+    drop(cpu);
+    arch::forget_address_space(cr3);
+}
+
+/// The core switch: optionally requeues the current thread, picks `direct` or the best ready
+/// thread (or idle), and switches to it.
+fn switch(requeue: bool, direct: Option<Arc<Thread>>) {
+    let mut cpu = this_cpu().lock();
+    let Some(cur) = cpu.current.clone() else {
+        return;
+    };
+    let cur_is_idle = cpu.idle.as_ref().is_some_and(|i| Arc::ptr_eq(i, &cur));
+    let next = match direct {
+        Some(n) => n,
+        None => {
+            if requeue && !cur_is_idle {
+                // Round robin: only a thread of at least our priority displaces us.
+                match cpu.run.highest() {
+                    Some(p) if p >= cur.priority => {}
+                    _ => {
+                        cpu.ticks_left = SLICE_TICKS;
+                        return;
+                    }
+                }
+                cur.inner.lock().state = State::Ready;
+                let prio = cur.priority;
+                cpu.push(prio, cur.clone());
+            }
+            match cpu.run.pop() {
+                Some((_, t)) => t,
+                None => match cpu.idle.clone() {
+                    Some(i) => i,
+                    None => return,
+                },
+            }
+        }
+    };
+    if Arc::ptr_eq(&next, &cur) {
+        cur.inner.lock().state = State::Running;
+        return;
+    }
+    if requeue && cur_is_idle {
+        cur.inner.lock().state = State::Ready;
+    }
+    next.inner.lock().state = State::Running;
+    let from = cur.ctx_ptr();
+    let to = next.ctx_ptr();
+    let kstack = next.kstack_top();
+    let cr3 = next.cr3();
+    cpu.ticks_left = SLICE_TICKS;
+    cpu.need_resched = false;
+    cpu.current = Some(next);
+    cpu.prev = Some(cur);
+    let load = cpu.loaded_cr3 != cr3;
+    cpu.loaded_cr3 = cr3;
+    drop(cpu);
+    if kstack != 0 {
+        arch::set_kernel_stack(kstack);
+    }
+    if load {
+        // SAFETY: every process PML4 shares the kernel half (mm preallocates it); the kernel
+        // root maps it by definition.
+        unsafe { arch::load_address_space(cr3) };
+    }
+    // SAFETY: interrupts are off in the kernel; both contexts belong to threads kept alive by
+    // `cpu.current` / `cpu.prev` until `finish_switch` runs on the other side; `to` was made by
+    // `init_context` or saved by a previous switch, on a mapped kernel stack.
+    unsafe { arch::switch_context(from, to) };
+    finish_switch();
+}
+
+/// Drops the previous thread's reference (possibly freeing a dead thread and its stack) after
+/// its context was saved. Runs first in every thread after a switch.
+pub fn finish_switch() {
+    let prev = this_cpu().lock().prev.take();
+    drop(prev);
+}
+
+/// First code of a new user thread: enter user mode with the registers `thread_start` stored.
+pub extern "C" fn user_thread_entry(_arg: u64) -> ! {
+    finish_switch();
+    let regs = {
+        let t = current();
+        let mut inner = t.inner.lock();
+        inner.start.take().unwrap_or_default()
+    };
+    exit_if_killed();
+    // SAFETY: the thread's process address space is loaded (switch) and its kernel stack is in
+    // TSS.rsp0 (switch); `regs` lives on this stack frame, which never returns.
+    unsafe { arch::return_to_user(&regs) }
+}
+
+/// First code of a new kernel thread: run its body, then exit.
+pub extern "C" fn kernel_thread_entry(_arg: u64) -> ! {
+    finish_switch();
+    let body = current().inner.lock().body.take();
+    if let Some(body) = body {
+        (body.0)();
+    }
+    exit_current()
+}
+
+/// Called by the timer interrupt (from user mode or idle). Wakes due sleepers and preempts.
+pub fn on_timer_tick() {
+    TICKS.fetch_add(1, Ordering::Relaxed);
+    let now = arch::uptime_ns();
+    loop {
+        let due = {
+            let Some(mut cpu) = this_cpu().try_lock() else {
+                return;
+            };
+            let i = cpu.sleepers.iter().position(|(d, _)| *d <= now);
+            i.map(|i| cpu.sleepers.swap_remove(i).1)
+        };
+        let Some(t) = due else { break };
+        t.inner.lock().deadline = None;
+        let sleeping = wake_if(&t, |b| matches!(b, Block::Sleep), Wake::Done);
+        if !sleeping {
+            let _ = wake_if(
+                &t,
+                |b| matches!(b, Block::ProcessWait(_)),
+                Wake::Err(Error::TimedOut),
+            );
+        }
+    }
+    let preempt = {
+        let Some(mut cpu) = this_cpu().try_lock() else {
+            return;
+        };
+        if cpu.current.is_none() {
+            return;
+        }
+        cpu.ticks_left = cpu.ticks_left.saturating_sub(1);
+        cpu.ticks_left == 0 || core::mem::take(&mut cpu.need_resched)
+    };
+    if preempt {
+        switch(true, None);
+        exit_if_killed();
+    }
+}
+
+/// Called by the trap dispatcher for an exception in ring 3: kill the current process, keep
+/// its fault record for its waiters, run something else. Never returns.
 pub fn on_user_fault(fault: &UserFault) -> ! {
-    panic!("user fault with no process model yet: {fault:?}")
+    {
+        let t = current();
+        let Some(p) = t.process.clone() else {
+            panic!("user-mode fault in kernel thread {}: {fault:?}", t.id);
+        };
+        let r = &fault.regs;
+        let guard = fault.vector == 14
+            && p.aspace
+                .lock()
+                .as_ref()
+                .is_some_and(|a| a.is_guard_page(fault.cr2));
+        let kind = fault_kind(fault, guard);
+        let record = FaultRecord {
+            kind,
+            error_code: fault.error_code,
+            address: if fault.vector == 14 { fault.cr2 } else { 0 },
+            thread_id: t.id,
+            rip: r.rip,
+            rsp: r.rsp,
+            rbp: r.rbp,
+            rflags: r.rflags,
+            rax: r.rax,
+            rdi: r.rdi,
+            rsi: r.rsi,
+            rdx: r.rdx,
+        };
+        log::warn!(
+            target: "proc",
+            "process {} ({}) thread {} faulted: {kind:?} at rip {:#x}, addr {:#x}, error {:#x}; killed",
+            p.id, p.name, t.id, r.rip, record.address, fault.error_code
+        );
+        drop(t);
+        p.end(ExitStatus::Faulted(kind), Some(record));
+    }
+    exit_current()
+}
+
+/// Classifies a user exception; a not-present #PF in a stack guard page (`guard`), or within a
+/// page of the stack pointer, is a stack overflow.
+fn fault_kind(f: &UserFault, guard: bool) -> FaultKind {
+    const PAGE: u64 = 4096;
+    match f.vector {
+        0 => FaultKind::DivideError,
+        3 => FaultKind::Breakpoint,
+        6 => FaultKind::InvalidOpcode,
+        13 => FaultKind::GeneralProtection,
+        14 => {
+            let in_guard = guard;
+            let near_sp =
+                f.cr2 < f.regs.rsp.saturating_add(PAGE) && f.cr2 >= f.regs.rsp.saturating_sub(PAGE);
+            if f.error_code & 1 == 0 && (in_guard || near_sp) {
+                FaultKind::StackOverflow
+            } else {
+                FaultKind::PageFault
+            }
+        }
+        v => FaultKind::Other(v),
+    }
+}
+
+/// Spawns and starts a kernel thread running `body` at `priority`.
+pub fn spawn_kernel(
+    priority: u8,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<Arc<Thread>, Error> {
+    let t = Thread::new_kernel(priority, Box::new(body))?;
+    start(&t)?;
+    Ok(t)
 }

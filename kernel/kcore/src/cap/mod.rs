@@ -154,6 +154,22 @@ impl<T> HandleTable<T> {
         })
     }
 
+    /// Add an entry with a badge (a handle arriving in an IPC message keeps its badge).
+    ///
+    /// Errors: [`Error::HandleTableFull`], [`Error::OutOfMemory`].
+    pub fn insert_badged(
+        &mut self,
+        object: T,
+        rights: Rights,
+        badge: u64,
+    ) -> Result<Handle, Error> {
+        self.insert_entry(Entry {
+            object,
+            rights,
+            badge,
+        })
+    }
+
     fn insert_entry(&mut self, entry: Entry<T>) -> Result<Handle, Error> {
         if let Some(index) = self.free_head {
             let slot = &mut self.slots[index as usize];

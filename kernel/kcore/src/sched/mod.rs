@@ -81,6 +81,18 @@ impl<T> RunQueue<T> {
         Ok(())
     }
 
+    /// Makes sure level `prio` can hold `n` items in total without allocating.
+    ///
+    /// Errors: [`QueueError::BadPriority`], [`QueueError::OutOfMemory`].
+    pub fn reserve_at(&mut self, prio: u8, n: usize) -> Result<(), QueueError> {
+        let level = self
+            .levels
+            .get_mut(usize::from(prio))
+            .ok_or(QueueError::BadPriority)?;
+        let more = n.saturating_sub(level.len());
+        level.try_reserve(more).map_err(|_| QueueError::OutOfMemory)
+    }
+
     /// Appends `item` at the back of level `prio` (round robin: it runs after its peers).
     ///
     /// Errors: [`QueueError::BadPriority`], [`QueueError::OutOfMemory`]; the item comes back.

@@ -1,0 +1,226 @@
+//! Threads: a kernel stack and saved kernel context, the state the scheduler and IPC need, and
+//! (for user threads) the process they belong to.
+//!
+//! A thread is always in exactly one place that holds a reference to it: the CPU (running), a
+//! run queue (ready), or the one wait structure its [`Block`] names (an endpoint queue, a
+//! notification, a process's waiters, the sleepers list, or the reply right of a server). Killing
+//! a thread removes it from that place, so no queue ever keeps a dead thread.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use hsync_abi::{Error, ObjectKind};
+use spin::Mutex;
+
+use super::endpoint::ReplyCap;
+use super::{Endpoint, Live, Notification, Process};
+use crate::arch::{KernelContext, UserRegs};
+use crate::mm;
+
+/// Pages of a thread's kernel stack (debug builds are stack-hungry; IPC copies use the stack).
+const KSTACK_PAGES: usize = 8;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A message as it travels between two threads' kernel state: the register part only (words
+/// 4.. and handles are copied between the IPC buffers at the rendezvous).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Msg {
+    /// The sender's endpoint badge (0 for replies).
+    pub badge: u64,
+    /// The message info, already checked.
+    pub info: u64,
+    /// Words 0..3.
+    pub w: [u64; 4],
+}
+
+/// A message waiting in a blocked sender.
+#[derive(Clone, Copy, Debug)]
+pub struct SendMsg {
+    /// The message.
+    pub msg: Msg,
+    /// Whether the sender waits for a reply (`ipc_call`).
+    pub call: bool,
+}
+
+/// What a blocked thread waits for.
+#[derive(Debug)]
+pub enum Block {
+    /// Queued as a sender on an endpoint.
+    Send(Arc<Endpoint>),
+    /// Queued as a receiver on an endpoint.
+    Recv(Arc<Endpoint>),
+    /// Waiting for the reply to a call (a server's reply right points at it).
+    Reply,
+    /// Waiting on a notification.
+    Notification(Arc<Notification>),
+    /// Sleeping until its deadline.
+    Sleep,
+    /// Waiting for a process to end (maybe with a deadline).
+    ProcessWait(Arc<Process>),
+    /// A kernel thread waiting for something kernel-internal (tests).
+    Kernel,
+}
+
+/// Scheduling state.
+#[derive(Debug, Default)]
+pub enum State {
+    /// Made, never started.
+    #[default]
+    Created,
+    /// In a run queue.
+    Ready,
+    /// On a CPU.
+    Running,
+    /// Waiting (see [`Block`]).
+    Blocked(Block),
+    /// Ended; never runs again.
+    Dead,
+}
+
+/// What woke a blocked thread up: the result of its blocking call.
+#[derive(Debug, Default)]
+pub enum Wake {
+    /// Not woken by anything yet.
+    #[default]
+    None,
+    /// Success without data (a send was taken, a sleep ended, a process ended).
+    Done,
+    /// A message (received, or the reply to a call).
+    Msg(Msg),
+    /// Notification bits.
+    Bits(u64),
+    /// The call failed.
+    Err(Error),
+}
+
+/// A thread's mutable state, behind its lock.
+#[derive(Debug, Default)]
+pub struct ThreadInner {
+    /// Scheduling state.
+    pub state: State,
+    /// Result for a blocked call, set by whoever wakes it.
+    pub wake: Wake,
+    /// The message of a blocked sender.
+    pub send: Option<SendMsg>,
+    /// The pending caller: the implicit reply right from the last `ipc_call` received.
+    pub pending: Option<ReplyCap>,
+    /// First user registers (set by `thread_start`).
+    pub start: Option<UserRegs>,
+    /// Sleep / wait deadline (ns), when on the sleepers list.
+    pub deadline: Option<u64>,
+    /// Killed: it must not return to user mode; it exits at its next kernel exit point.
+    pub killed: bool,
+    /// The body of a kernel thread, taken when it starts.
+    pub body: Option<KernelBody>,
+}
+
+/// The body of a kernel thread.
+pub struct KernelBody(pub Box<dyn FnOnce() + Send>);
+
+impl core::fmt::Debug for KernelBody {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("<kernel thread body>")
+    }
+}
+
+/// A thread.
+#[derive(Debug)]
+pub struct Thread {
+    /// Kernel-assigned id (logs, fault records).
+    pub id: u64,
+    /// The owning process; `None` for kernel threads.
+    pub process: Option<Arc<Process>>,
+    /// Priority, `0..PRIORITY_LEVELS`.
+    pub priority: u8,
+    /// User address of the IPC buffer (0 = none).
+    pub ipc_buffer: u64,
+    /// Kernel stack (`None` for the boot thread, which runs on the boot stack).
+    stack: Option<mm::OwnedKernelStack>,
+    /// Saved kernel context while not running.
+    ctx: Mutex<KernelContext>,
+    /// Mutable state.
+    pub inner: Mutex<ThreadInner>,
+    _live: Live,
+}
+
+impl Thread {
+    fn make(
+        process: Option<Arc<Process>>,
+        priority: u8,
+        ipc_buffer: u64,
+        entry: Option<extern "C" fn(u64) -> !>,
+    ) -> Result<Arc<Thread>, Error> {
+        let (stack, ctx) = match entry {
+            Some(entry) => {
+                let stack = mm::new_kernel_stack(KSTACK_PAGES).map_err(|_| Error::OutOfMemory)?;
+                let ctx = crate::arch::init_context(stack.stack().top, entry, 0);
+                (Some(stack), ctx)
+            }
+            None => (None, KernelContext::default()),
+        };
+        Ok(Arc::new(Thread {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            process,
+            priority,
+            ipc_buffer,
+            stack,
+            ctx: Mutex::new(ctx),
+            inner: Mutex::new(ThreadInner::default()),
+            _live: Live::new(ObjectKind::Thread),
+        }))
+    }
+
+    /// A user thread of `process`, not started. It enters user mode at the registers that
+    /// `thread_start` stores.
+    pub fn new_user(
+        process: &Arc<Process>,
+        priority: u8,
+        ipc_buffer: u64,
+    ) -> Result<Arc<Thread>, Error> {
+        Self::make(
+            Some(process.clone()),
+            priority,
+            ipc_buffer,
+            Some(crate::sched::user_thread_entry),
+        )
+    }
+
+    /// A kernel thread running `body`, not started (`sched::start`).
+    pub fn new_kernel(priority: u8, body: Box<dyn FnOnce() + Send>) -> Result<Arc<Thread>, Error> {
+        let t = Self::make(None, priority, 0, Some(crate::sched::kernel_thread_entry))?;
+        t.inner.lock().body = Some(KernelBody(body));
+        Ok(t)
+    }
+
+    /// The thread that represents the boot context (already running on the boot stack).
+    pub fn new_boot(priority: u8) -> Result<Arc<Thread>, Error> {
+        let t = Self::make(None, priority, 0, None)?;
+        t.inner.lock().state = State::Running;
+        Ok(t)
+    }
+
+    /// Where its saved context lives. The pointer stays valid while the thread is alive.
+    pub fn ctx_ptr(&self) -> *mut KernelContext {
+        let mut guard = self.ctx.lock();
+        &mut *guard as *mut KernelContext
+    }
+
+    /// Top of its kernel stack (0 for the boot thread, which never enters user mode).
+    pub fn kstack_top(&self) -> u64 {
+        self.stack.as_ref().map_or(0, |s| s.stack().top)
+    }
+
+    /// Whether it has ended.
+    pub fn is_dead(&self) -> bool {
+        matches!(self.inner.lock().state, State::Dead)
+    }
+
+    /// Its address-space root (the kernel's for kernel threads or a torn-down process).
+    pub fn cr3(&self) -> u64 {
+        self.process
+            .as_ref()
+            .map_or_else(crate::mm::vmm::root, |p| p.cr3())
+    }
+}
