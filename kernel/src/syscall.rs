@@ -4,8 +4,8 @@
 //! Every handle goes through the caller's table with a kind and rights check
 //! (`HandleTable::get_kind`: `InvalidHandle`, then `WrongKind`, then `MissingRights`); every
 //! user pointer through the address space's checked copy API. A handler returns
-//! `Result<Out, Error>`; [`handle`] writes the status to `rax` and the result registers the call
-//! defines (all 0 on error); registers a call does not define keep the caller's values.
+//! `Result<Out, Error>`; [`handle`] writes the status to `rax` and the six result registers (0
+//! where a call defines none, and all 0 on error).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -36,8 +36,7 @@ enum Next {
 /// calls or when the thread was killed meanwhile.
 pub fn handle(regs: &mut UserRegs) {
     let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
-    let nr = Sysnum::try_from(regs.rax);
-    let next = match nr {
+    let next = match Sysnum::try_from(regs.rax) {
         // The two cheapest calls skip the context lookup.
         Ok(Sysnum::Null) => Next::Return(Ok([0; 6])),
         Ok(Sysnum::ClockRead) => Next::Return(Ok([arch::uptime_ns(), 0, 0, 0, 0, 0])),
@@ -58,48 +57,12 @@ pub fn handle(regs: &mut UserRegs) {
             [0; 6]
         }
     };
-    // Registers the call defines as results are written (0 on error); the rest keep the
-    // caller's values, so no kernel value ever reaches user space.
-    let n = nr.map_or(0, result_regs);
-    let dst = [
-        &mut regs.rdi,
-        &mut regs.rsi,
-        &mut regs.rdx,
-        &mut regs.r10,
-        &mut regs.r8,
-        &mut regs.r9,
-    ];
-    for (d, v) in dst.into_iter().zip(out).take(n) {
-        *d = v;
-    }
+    // Result registers a call does not define are 0 (docs/syscalls.md): no stale value, kernel
+    // or user, reaches user space.
+    [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = out;
     sched::exit_if_killed();
     sched::preempt_point();
     sched::exit_if_killed();
-}
-
-/// How many result registers (`rdi, rsi, rdx, r10, r8, r9`, in order) a call defines.
-const fn result_regs(nr: Sysnum) -> usize {
-    match nr {
-        Sysnum::IpcCall
-        | Sysnum::IpcRecv
-        | Sysnum::IpcTryRecv
-        | Sysnum::IpcReplyRecv
-        | Sysnum::SystemInfo => 6,
-        Sysnum::HandleInspect => 3,
-        Sysnum::ProcessCreate | Sysnum::ProcessWait => 2,
-        Sysnum::HandleDuplicate
-        | Sysnum::HandleRestrict
-        | Sysnum::HandleGrant
-        | Sysnum::EndpointCreate
-        | Sysnum::IpcReplySave
-        | Sysnum::NotificationCreate
-        | Sysnum::NotificationWait
-        | Sysnum::NotificationPoll
-        | Sysnum::FrameCreate
-        | Sysnum::ThreadCreate
-        | Sysnum::ClockRead => 1,
-        _ => 0,
-    }
 }
 
 /// The calling thread and its process.
@@ -556,7 +519,9 @@ fn thread_create(cx: &Ctx, a: [u64; 6]) -> Result<Out, Error> {
         return Err(Error::Misaligned);
     }
     check_range(entry, 1)?;
-    check_range(stack_top.wrapping_sub(16), 16)?;
+    if !(startup::USER_MIN..startup::USER_END).contains(&stack_top) {
+        return Err(Error::BadAddress);
+    }
     if ipc_buffer != 0 {
         check_range(ipc_buffer, hsync_abi::IpcBuffer::SIZE as u64)?;
     }

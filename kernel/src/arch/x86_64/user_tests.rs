@@ -15,7 +15,7 @@ use spin::Mutex;
 use x86_64::registers::control::{Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{GsBase, KernelGsBase};
 
-use super::percpu::{CpuLocal, cpu_local};
+use super::percpu::{CpuLocal, SyscallHook, cpu_local};
 use super::user::{
     KernelContext, UserFault, UserRegs, forget_address_space, init_context, kernel_stack,
     load_address_space, pcid_enabled, return_to_user, set_kernel_stack, set_test_hooks,
@@ -123,7 +123,16 @@ const TEST_PERIOD_NS: u64 = 2_000_000;
 
 pub fn apic_timer_ticks() -> TestResult {
     let hz = time::tsc_hz().ok_or_else(|| String::from("TSC not calibrated"))?;
+    let previous = apic::period_ns();
     timer_start(TEST_PERIOD_NS);
+    let result = timer_ticks_while_idle(hz);
+    if previous != 0 {
+        timer_start(previous);
+    }
+    result
+}
+
+fn timer_ticks_while_idle(hz: u64) -> TestResult {
     let mode = apic::mode().ok_or_else(|| String::from("no APIC mode after timer_start"))?;
     let x2 = cpu::features().x2apic;
     ensure!(
@@ -350,7 +359,7 @@ extern "C" fn enter_user(arg: u64) -> ! {
 }
 
 /// Runs `program` in ring 3 in a fresh space until it faults; returns the fault.
-fn run_user(space: &TestSpace) -> Result<UserFault, String> {
+fn run_user(space: &TestSpace, hook: SyscallHook) -> Result<UserFault, String> {
     let stack = crate::mm::alloc_kernel_stack(4).ok_or_else(|| String::from("no stack"))?;
     let launch = Launch {
         regs: UserRegs {
@@ -368,7 +377,7 @@ fn run_user(space: &TestSpace) -> Result<UserFault, String> {
     RESUME.store(&raw mut here, Ordering::Relaxed);
     SYSCALLS.store(0, Ordering::Relaxed);
     *FAULT.lock() = None;
-    set_test_hooks(Some(syscall_hook), Some(fault_hook));
+    set_test_hooks(Some(hook), Some(fault_hook));
     // SAFETY: the space maps the kernel half; interrupts are off; `here`/`user` stay valid
     // until the fault hook switches back.
     unsafe {
@@ -391,7 +400,7 @@ pub fn user_mode_round_trip() -> TestResult {
     };
     let space = TestSpace::new(code)?;
     let ticks_before = crate::sched::ticks();
-    let fault = run_user(&space)?;
+    let fault = run_user(&space, syscall_hook)?;
     let ticks_in_user = crate::sched::ticks() - ticks_before;
     drop(space);
 
@@ -448,9 +457,10 @@ pub fn user_mode_round_trip() -> TestResult {
         "syscall 999 returned {:#x}, expected InvalidSyscall ({invalid:#x})",
         r.rbp
     );
+    // r9 is result register 5: calls that define no result there return 0 (docs/syscalls.md).
     ensure!(
-        r.r9 == 0x66,
-        "r9 not preserved across syscalls: {:#x}",
+        r.r9 == 0,
+        "r9 (an undefined result register) not zeroed: {:#x}",
         r.r9
     );
     ensure!(r.rbx == 0, "loop counter {:#x}", r.rbx);
@@ -461,6 +471,118 @@ pub fn user_mode_round_trip() -> TestResult {
         r.r15 / 1000,
         ticks_in_user
     );
+    Ok(())
+}
+
+// The sysret hazards and interrupts in ring 3. The first syscall's hook rewrites rcx, r11 and
+// r14 (so the return must be `iretq` and must carry them); the program then spins for r14 TSC
+// cycles with interrupts on (timer ticks arrive in ring 3) holding known values in r8-r10/r15;
+// the second syscall's hook sets a non-canonical rip, which must become a #GP of the thread.
+global_asm!(
+    r#"
+    .section .rodata.hsync_test_user, "a", @progbits
+    .globl hsync_test_hazard_start
+hsync_test_hazard_start:
+    mov eax, {null}
+    syscall
+    mov r12, rcx
+    mov r13, r11
+    mov r8d, 0x8888
+    mov r9d, 0x9999
+    mov r10d, 0xaaaa
+    mov r15d, 0xffff
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    mov rsi, rax
+4:
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    sub rax, rsi
+    cmp rax, r14
+    jb 4b
+    mov eax, {null}
+    syscall
+    ud2
+    .globl hsync_test_hazard_end
+hsync_test_hazard_end:
+    "#,
+    null = const hsync_abi::Sysnum::Null as u64,
+);
+
+unsafe extern "C" {
+    static hsync_test_hazard_start: u8;
+    static hsync_test_hazard_end: u8;
+}
+
+/// rcx/r11 the first hazard syscall returns with (not what sysret could produce).
+const HAZARD_RCX: u64 = 0x1234_5678_9abc;
+const HAZARD_R11: u64 = 0x77;
+/// The non-canonical rip the second hazard syscall "returns" to.
+const HAZARD_RIP: u64 = 0x8000_0000_0000_0000;
+/// TSC cycles the hazard program spins in ring 3 (set by the first hook call).
+static HAZARD_SPIN: AtomicU64 = AtomicU64::new(0);
+
+fn hazard_hook(regs: &mut UserRegs) {
+    let n = SYSCALLS.fetch_add(1, Ordering::Relaxed);
+    crate::syscall::handle(regs);
+    if n == 0 {
+        regs.rcx = HAZARD_RCX;
+        regs.r11 = HAZARD_R11;
+        regs.r14 = HAZARD_SPIN.load(Ordering::Relaxed);
+    } else {
+        regs.rip = HAZARD_RIP;
+    }
+}
+
+pub fn sysret_hazards_and_ring3_interrupts() -> TestResult {
+    let hz = time::tsc_hz().ok_or_else(|| String::from("TSC not calibrated"))?;
+    let start = &raw const hsync_test_hazard_start;
+    let len = (&raw const hsync_test_hazard_end) as usize - start as usize;
+    // SAFETY: the program is a contiguous run of bytes in kernel rodata between two labels.
+    let code = unsafe { core::slice::from_raw_parts(start, len) };
+    let space = TestSpace::new(code)?;
+    let period = apic::period_ns();
+    // Spin for 10 timer periods (20 ms if the timer is off, then no tick is expected).
+    let spin_ns = if period == 0 { 20_000_000 } else { 10 * period };
+    HAZARD_SPIN.store(hz * spin_ns / 1_000_000_000, Ordering::Relaxed);
+    let ticks_before = crate::sched::ticks();
+    let fault = run_user(&space, hazard_hook)?;
+    let ticks_in_user = crate::sched::ticks() - ticks_before;
+    drop(space);
+
+    let calls = SYSCALLS.load(Ordering::Relaxed);
+    ensure!(calls == 2, "{calls} syscalls arrived, expected 2");
+    let r = fault.regs;
+    ensure!(
+        fault.vector == 13 && r.rip == HAZARD_RIP,
+        "expected a #GP at the non-canonical rip {HAZARD_RIP:#x}, got vector {} at {:#x}",
+        fault.vector,
+        r.rip
+    );
+    ensure!(
+        r.r12 == HAZARD_RCX && r.r13 == HAZARD_R11,
+        "after an iretq return rcx/r11 = {:#x}/{:#x}, expected {HAZARD_RCX:#x}/{HAZARD_R11:#x}",
+        r.r12,
+        r.r13
+    );
+    ensure!(
+        [r.r8, r.r9, r.r10, r.r15] == [0x8888, 0x9999, 0xaaaa, 0xffff],
+        "registers changed across ring-3 interrupts: r8-r10 {:#x} {:#x} {:#x}, r15 {:#x}",
+        r.r8,
+        r.r9,
+        r.r10,
+        r.r15
+    );
+    if period != 0 {
+        // 10 periods of spinning: at least one tick must have interrupted ring 3.
+        ensure!(
+            ticks_in_user >= 1,
+            "no timer tick arrived during 10 periods in ring 3"
+        );
+    }
+    log::info!(target: "arch", "hazard test: {ticks_in_user} timer ticks taken in ring 3");
     Ok(())
 }
 
