@@ -15,9 +15,20 @@ pub struct Artifacts {
     pub shim: PathBuf,
     /// The kernel ELF (with debug info, used for symbolizing too).
     pub kernel: PathBuf,
-    /// The initfs image.
+    /// The normal initfs: `version` + `root` (servers/root).
     pub initfs: PathBuf,
+    /// The kernel-only initfs: `version`, no `root`, so `test` boots end after the ktests.
+    pub initfs_kernel: PathBuf,
+    /// The test initfs: `version` + `root` = selftest (prints `[utest]` lines, then exits).
+    pub initfs_test: PathBuf,
+    /// The bench initfs: the test initfs + a `bench` file (`ns`).
+    pub initfs_bench: PathBuf,
+    /// The bench initfs for `-icount shift=0` runs (`bench` = `icount`).
+    pub initfs_icount: PathBuf,
 }
+
+/// User programs built for [`TARGET`] and packed into initfs images.
+pub const USER_CRATES: &[&str] = &["hsync-root", "hsync-selftest"];
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -61,29 +72,52 @@ pub fn cargo_build_target(packages: &[&str], release: bool, extra: &[&str]) -> R
     Ok(profile_dir(release))
 }
 
-/// Builds shim and kernel and packs the initfs.
+/// Builds shim, kernel and user programs and packs the initfs images.
 pub fn build(release: bool) -> Result<Artifacts> {
     step(&format!(
-        "building shim and kernel ({})",
+        "building shim, kernel and user programs ({})",
         if release { "release" } else { "debug" }
     ));
-    let dir = cargo_build_target(&["hsync-shim", "hsync-kernel"], release, &[])?;
-    step("packing initfs");
-    let initfs = out_dir().join("initfs.img");
-    write_initfs(&initfs)?;
+    let mut crates = vec!["hsync-shim", "hsync-kernel"];
+    crates.extend(USER_CRATES);
+    let dir = cargo_build_target(&crates, release, &[])?;
+    step("packing initfs images");
+    let read = |name: &str| {
+        let p = dir.join(name);
+        std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let (root, selftest) = (read("hsync-root")?, read("hsync-selftest")?);
+    let pack = |name: &str, files: &[(&str, &[u8])]| -> Result<PathBuf> {
+        let path = out_dir().join(name);
+        write_initfs(&path, files)?;
+        Ok(path)
+    };
     Ok(Artifacts {
         shim: dir.join("hsync-shim"),
         kernel: dir.join("hsync-kernel"),
-        initfs,
+        initfs: pack("initfs.img", &[("root", &root)])?,
+        initfs_kernel: pack("initfs-kernel.img", &[])?,
+        initfs_test: pack("initfs-test.img", &[("root", &selftest)])?,
+        initfs_bench: pack(
+            "initfs-bench.img",
+            &[("root", &selftest), ("bench", b"ns\n")],
+        )?,
+        initfs_icount: pack(
+            "initfs-bench-icount.img",
+            &[("root", &selftest), ("bench", b"icount\n")],
+        )?,
     })
 }
 
-/// The initfs of this milestone: only a version file (servers arrive with the kernel core).
-fn write_initfs(path: &Path) -> Result<()> {
+/// An initfs with the `version` file and `files`.
+fn write_initfs(path: &Path, files: &[(&str, &[u8])]) -> Result<()> {
     let mut b = hsync_initfs::Builder::new();
     let version = format!("HSYNC-OS {}\n", env!("CARGO_PKG_VERSION"));
     b.add("version", version.into_bytes())
         .map_err(|e| e.to_string())?;
+    for (name, data) in files {
+        b.add(name, data.to_vec()).map_err(|e| e.to_string())?;
+    }
     write_file(path, &b.finish())
 }
 

@@ -11,6 +11,7 @@ const HOST: &[&str] = &[
     "hsync-bootcore",
     "hsync-kcore",
     "hsync-abi",
+    "libhsync",
 ];
 /// Crates built for bare metal.
 const BARE: &[&str] = &[
@@ -18,6 +19,8 @@ const BARE: &[&str] = &[
     "hsync-shim",
     "hsync-bootprobe",
     "libhsync",
+    "hsync-root",
+    "hsync-selftest",
     "hsync-initfs",
     "hsync-abi",
 ];

@@ -5,6 +5,7 @@
 //! needs is checked up front with the command that installs it.
 
 mod artifacts;
+mod bench;
 mod check;
 mod images;
 mod qemu;
@@ -47,6 +48,16 @@ enum Command {
     },
     /// Check formatting (rustfmt) and lints (clippy -D warnings) for host and target crates.
     Check,
+    /// Boot the bench image and measure IPC, null syscall and yield (median, p99, min in ns and
+    /// TSC cycles; IPC instructions under -icount); writes target/bench/latest.json.
+    Bench {
+        /// Build with the debug profile instead of release.
+        #[arg(long)]
+        debug: bool,
+        /// Number of CPUs.
+        #[arg(long, default_value_t = 1)]
+        smp: u32,
+    },
 }
 
 /// Options of `cargo xtask run`.
@@ -97,6 +108,7 @@ fn main() -> ExitCode {
         Command::Run(args) => qemu::run(&args),
         Command::Test { filter, release } => test::run(filter.as_deref(), release),
         Command::Check => check::run().map(|_| ExitCode::SUCCESS),
+        Command::Bench { debug, smp } => bench::run(debug, smp),
     };
     match result {
         Ok(code) => code,

@@ -321,6 +321,11 @@ pub fn run_captured(
 
 /// The standard direct boot of the system: shim, kernel (+ command line), initfs.
 pub fn system_boot(a: &artifacts::Artifacts, cmdline: &str) -> Boot {
+    boot_with_initfs(a, &a.initfs, cmdline)
+}
+
+/// A direct boot of shim and kernel (+ command line) with the initfs image `initfs`.
+pub fn boot_with_initfs(a: &artifacts::Artifacts, initfs: &Path, cmdline: &str) -> Boot {
     Boot::Direct {
         loader: a.shim.clone(),
         modules: vec![
@@ -329,7 +334,7 @@ pub fn system_boot(a: &artifacts::Artifacts, cmdline: &str) -> Boot {
                 args: cmdline.trim().to_owned(),
             },
             Module {
-                path: a.initfs.clone(),
+                path: initfs.to_owned(),
                 args: "initfs".to_owned(),
             },
         ],

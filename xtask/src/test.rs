@@ -22,6 +22,7 @@ const HOST_CRATES: &[&str] = &[
     "hsync-bootcore",
     "hsync-kcore",
     "hsync-abi",
+    "libhsync",
     "xtask",
 ];
 
@@ -122,62 +123,96 @@ fn system(cmdline: &'static str) -> impl Fn(&mut Ctx) -> Result<Boot> {
     move |ctx| Ok(qemu::system_boot(&ctx.system, cmdline))
 }
 
+/// The kernel alone: an initfs without `root`, so `test` boots end after the ktests and
+/// normal boots idle in the kernel.
+fn kernel_only(cmdline: &'static str) -> impl Fn(&mut Ctx) -> Result<Boot> {
+    move |ctx| {
+        Ok(qemu::boot_with_initfs(
+            &ctx.system,
+            &ctx.system.initfs_kernel,
+            cmdline,
+        ))
+    }
+}
+
 const SUITES: &[Suite] = &[
     Suite {
         name: "kernel",
         timeout_secs: 120,
         machine: default_machine,
-        boot: |ctx| system("test")(ctx),
+        boot: |ctx| kernel_only("test")(ctx),
         judge: judge_ktest,
     },
     Suite {
         name: "kernel-qemu64",
         timeout_secs: 120,
         machine: qemu64_machine,
-        boot: |ctx| system("test")(ctx),
+        boot: |ctx| kernel_only("test")(ctx),
         judge: judge_ktest,
     },
     Suite {
         name: "kernel-4g",
         timeout_secs: 180,
         machine: big_machine,
-        boot: |ctx| system("test")(ctx),
+        boot: |ctx| kernel_only("test")(ctx),
         judge: judge_ktest,
     },
     Suite {
         name: "boot",
         timeout_secs: 60,
         machine: default_machine,
-        boot: |ctx| system("poweroff")(ctx),
+        boot: |ctx| kernel_only("poweroff")(ctx),
         judge: judge_boot,
     },
     Suite {
         name: "idle",
         timeout_secs: 5,
         machine: default_machine,
-        boot: |ctx| system("")(ctx),
+        boot: |ctx| kernel_only("")(ctx),
         judge: judge_idle,
     },
     Suite {
         name: "panic",
         timeout_secs: 60,
         machine: default_machine,
-        boot: |ctx| system("test panic-test")(ctx),
+        boot: |ctx| kernel_only("test panic-test")(ctx),
         judge: judge_panic,
     },
     Suite {
         name: "panic-pagefault",
         timeout_secs: 60,
         machine: default_machine,
-        boot: |ctx| system("test panic-test=fault")(ctx),
+        boot: |ctx| kernel_only("test panic-test=fault")(ctx),
         judge: judge_page_fault,
     },
     Suite {
         name: "panic-stack-overflow",
         timeout_secs: 60,
         machine: default_machine,
-        boot: |ctx| system("test panic-test=overflow")(ctx),
+        boot: |ctx| kernel_only("test panic-test=overflow")(ctx),
         judge: judge_stack_overflow,
+    },
+    // User space: the ktests, then root = selftest from the test initfs (`[utest]` lines).
+    Suite {
+        name: "user",
+        timeout_secs: 600,
+        machine: default_machine,
+        boot: |ctx| {
+            Ok(qemu::boot_with_initfs(
+                &ctx.system,
+                &ctx.system.initfs_test,
+                "test",
+            ))
+        },
+        judge: judge_user,
+    },
+    // The normal image: the kernel starts servers/root, which greets and waits.
+    Suite {
+        name: "root",
+        timeout_secs: 15,
+        machine: default_machine,
+        boot: |ctx| system("")(ctx),
+        judge: judge_root,
     },
     // The boot shim, checked by the probe kernel through every entry path.
     Suite {
@@ -427,6 +462,118 @@ pub fn judge_ktest(suite: &str, run: &Captured) -> Vec<Case> {
     cases
 }
 
+/// Reads one wire-format stream (`[ktest]` or `[utest]`): the per-test cases (plus one for
+/// every test that started but never finished) and the `done` counts.
+fn parse_tagged(suite: &str, output: &str, tag: &str) -> (Vec<Case>, Option<(usize, usize)>) {
+    let mut cases: Vec<Case> = Vec::new();
+    let mut open: Vec<String> = Vec::new();
+    let mut done = None;
+    for line in output.lines() {
+        let Some(rest) = line.find(tag).map(|i| &line[i + tag.len()..]) else {
+            continue;
+        };
+        if let Some(name) = rest.strip_prefix("start ") {
+            open.push(name.trim().to_owned());
+        } else if let Some(name) = rest.strip_prefix("pass ") {
+            open.retain(|n| n != name.trim());
+            cases.push(Case::new(format!("{suite}::{}", name.trim()), true, ""));
+        } else if let Some(msg) = rest.strip_prefix("fail ") {
+            let (name, why) = msg.split_once(": ").unwrap_or((msg, ""));
+            open.retain(|n| n != name.trim());
+            cases.push(Case::new(format!("{suite}::{}", name.trim()), false, why));
+        } else if let Some(counts) = rest.strip_prefix("done ") {
+            done = parse_done(counts);
+        }
+    }
+    for name in open {
+        cases.push(Case::new(
+            format!("{suite}::{name}"),
+            false,
+            "started but never finished",
+        ));
+    }
+    (cases, done)
+}
+
+/// Whether a stream's `done` line matches what the serial log showed.
+fn stream_complete(
+    tag: &str,
+    cases: &[Case],
+    done: Option<(usize, usize)>,
+    run: &Captured,
+) -> Result<(), String> {
+    let failed = cases.iter().filter(|c| !c.passed).count();
+    match done {
+        None => Err(format!("no `{tag}done` line (outcome {:?})", run.outcome)),
+        Some(counts) if counts != (cases.len() - failed, failed) => Err(format!(
+            "counted {counts:?}, serial showed {} results",
+            cases.len()
+        )),
+        Some(_) if cases.is_empty() => Err("no tests ran".into()),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The test image: the `[ktest]` stream, then the `[utest]` stream of root = selftest, each
+/// with its own `done` check; the exit status must be success iff everything passed; no panic.
+pub fn judge_user(suite: &str, run: &Captured) -> Vec<Case> {
+    let (mut cases, kdone) = parse_tagged(&format!("{suite}::k"), &run.output, "[ktest] ");
+    let kcomplete = stream_complete("[ktest] ", &cases, kdone, run);
+    let (ucases, udone) = parse_tagged(&format!("{suite}::u"), &run.output, "[utest] ");
+    let ucomplete = stream_complete("[utest] ", &ucases, udone, run);
+    cases.extend(ucases);
+    let all_passed = cases.iter().all(|c| c.passed);
+    for (name, r) in [
+        ("ktest_completed", kcomplete),
+        ("utest_completed", ucomplete),
+    ] {
+        let detail = r.as_ref().err().cloned().unwrap_or_default();
+        cases.push(Case::new(format!("{suite}::<{name}>"), r.is_ok(), detail));
+    }
+    let expected = if all_passed {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    };
+    cases.push(check(
+        suite,
+        "<exit_status>",
+        run.outcome == expected,
+        format!("exit {:?}, expected {expected:?}", run.outcome),
+    ));
+    cases.push(no_panic(suite, run));
+    cases
+}
+
+/// The normal image: root greets with the ABI version, lists the initfs, and keeps running.
+pub fn judge_root(suite: &str, run: &Captured) -> Vec<Case> {
+    let out = &run.output;
+    vec![
+        check(
+            suite,
+            "hello",
+            out.contains("root: hello from user space, ABI version"),
+            "no hello line from root",
+        ),
+        check(
+            suite,
+            "initfs_listing",
+            out.contains("root: initfs version") && out.contains("root: initfs root"),
+            "root did not list the initfs (version, root)",
+        ),
+        no_panic(suite, run),
+        check(
+            suite,
+            "keeps_running",
+            run.outcome == Outcome::Timeout,
+            format!(
+                "expected root to wait until the timeout, got {:?}",
+                run.outcome
+            ),
+        ),
+    ]
+}
+
 fn parse_done(counts: &str) -> Option<(usize, usize)> {
     let mut passed = None;
     let mut failed = None;
@@ -653,6 +800,31 @@ mod tests {
             !cases[1].passed,
             "a failed test with a success exit must be flagged"
         );
+    }
+
+    #[test]
+    fn user_judge_needs_both_streams_and_the_exit() {
+        let good = "[ktest] start a\n[ktest] pass a\n[ktest] done passed=1 failed=0\n\
+                    [selftest] [utest] start b\n[utest] pass b\n[utest] done passed=1 failed=0\n";
+        let cases = judge_user("u", &captured(good, Outcome::Success));
+        assert!(cases.iter().all(|c| c.passed), "{cases:?}");
+        assert_eq!(cases.len(), 6);
+        let no_udone = "[ktest] start a\n[ktest] pass a\n[ktest] done passed=1 failed=0\n\
+                        [utest] start b\n";
+        let cases = judge_user("u", &captured(no_udone, Outcome::Timeout));
+        let failed: Vec<_> = cases
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| &c.name)
+            .collect();
+        assert!(failed.contains(&&"u::u::b".to_string()), "{failed:?}");
+        assert!(failed.contains(&&"u::<utest_completed>".to_string()));
+        let failing = "[ktest] start a\n[ktest] pass a\n[ktest] done passed=1 failed=0\n\
+                       [utest] start b\n[utest] fail b: no\n[utest] done passed=0 failed=1\n";
+        let cases = judge_user("u", &captured(failing, Outcome::Failure));
+        assert_eq!(cases.iter().filter(|c| !c.passed).count(), 1, "{cases:?}");
+        let cases = judge_user("u", &captured(failing, Outcome::Success));
+        assert_eq!(cases.iter().filter(|c| !c.passed).count(), 2, "{cases:?}");
     }
 
     #[test]

@@ -763,7 +763,7 @@ fn thread_misuse(ctx: &mut Ctx) -> TestResult {
     ok!(child.process.kill());
     ok!(child.process.wait(DEADLINE_NEVER));
     expect_err!(
-        create(child.process.raw().raw(), 0x40_0000, 0x7000_0000, 0, 0),
+        create(child.process.raw().raw(), entry, stack, 0, 0),
         Error::InvalidState
     );
     Ok(())

@@ -1,0 +1,193 @@
+//! `cargo xtask bench`: boots the bench image (root = selftest with an initfs `bench` file),
+//! reads its `[bench] name=... unit=... median=... p99=... min=... iterations=... cycles_*=...`
+//! lines, prints a table and writes `target/bench/latest.json`. A second boot under QEMU
+//! `-icount shift=0` (where the TSC counts guest instructions) measures the IPC round trip in
+//! instructions (`ipc.call_reply_recv.instructions`). Benchmarks are never assertions.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::Result;
+use crate::artifacts::{self, target_dir, write_file};
+use crate::qemu::{self, Machine};
+use crate::symbolize::Symbolizer;
+use crate::tools::step;
+
+/// One measured figure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Figure {
+    /// Benchmark name, e.g. `ipc.call_reply_recv`.
+    pub name: String,
+    /// `ns` or `instructions`.
+    pub unit: String,
+    /// Median, in `unit`.
+    pub median: u64,
+    /// 99th percentile, in `unit`.
+    pub p99: u64,
+    /// Minimum, in `unit`.
+    pub min: u64,
+    /// Measured iterations (after warm-up).
+    pub iterations: u64,
+    /// TSC cycles: (median, p99, min), when reported.
+    pub cycles: Option<(u64, u64, u64)>,
+}
+
+/// Parses every `[bench] name=...` line of `output`.
+pub fn parse(output: &str) -> Vec<Figure> {
+    let mut figures = Vec::new();
+    for line in output.lines() {
+        let Some(rest) = line.find("[bench] ").map(|i| &line[i + 8..]) else {
+            continue;
+        };
+        let kv: BTreeMap<&str, &str> = rest
+            .split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .collect();
+        let num = |k: &str| kv.get(k).and_then(|v| v.parse::<u64>().ok());
+        let (Some(name), Some(unit)) = (kv.get("name"), kv.get("unit")) else {
+            continue;
+        };
+        let (Some(median), Some(p99), Some(min), Some(iterations)) =
+            (num("median"), num("p99"), num("min"), num("iterations"))
+        else {
+            continue;
+        };
+        let cycles = match (num("cycles_median"), num("cycles_p99"), num("cycles_min")) {
+            (Some(a), Some(b), Some(c)) => Some((a, b, c)),
+            _ => None,
+        };
+        figures.push(Figure {
+            name: (*name).to_owned(),
+            unit: (*unit).to_owned(),
+            median,
+            p99,
+            min,
+            iterations,
+            cycles,
+        });
+    }
+    figures
+}
+
+/// The JSON file: a list of `{"name","unit","median","p99","min","iterations"}` (plus
+/// `cycles_median`, `cycles_p99`, `cycles_min` when measured).
+pub fn to_json(figures: &[Figure]) -> String {
+    let mut out = String::from("[\n");
+    for (i, f) in figures.iter().enumerate() {
+        out.push_str(&format!(
+            "  {{\"name\": \"{}\", \"unit\": \"{}\", \"median\": {}, \"p99\": {}, \"min\": {}, \"iterations\": {}",
+            f.name, f.unit, f.median, f.p99, f.min, f.iterations
+        ));
+        if let Some((m, p, n)) = f.cycles {
+            out.push_str(&format!(
+                ", \"cycles_median\": {m}, \"cycles_p99\": {p}, \"cycles_min\": {n}"
+            ));
+        }
+        out.push('}');
+        if i + 1 < figures.len() {
+            out.push(',');
+        }
+        out.push('\n');
+    }
+    out.push_str("]\n");
+    out
+}
+
+fn table(figures: &[Figure]) -> String {
+    let mut s = format!(
+        "{:<36} {:>12} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12}\n",
+        "name", "median", "p99", "min", "iters", "cyc median", "cyc p99", "cyc min"
+    );
+    for f in figures {
+        let unit = if f.unit == "ns" { " ns" } else { " in" };
+        let (cm, cp, cn) = f
+            .cycles
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "{:<36} {:>12} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12}\n",
+            f.name,
+            format!("{}{unit}", f.median),
+            format!("{}{unit}", f.p99),
+            format!("{}{unit}", f.min),
+            f.iterations,
+            cm,
+            cp,
+            cn
+        ));
+    }
+    s
+}
+
+/// `cargo xtask bench`.
+pub fn run(debug: bool, smp: u32) -> Result<ExitCode> {
+    let release = !debug;
+    let a = artifacts::build(release)?;
+    let symbolizer = Symbolizer::new(&a.kernel);
+    let mut figures = Vec::new();
+    let mut ok = true;
+    for (what, initfs, extra) in [
+        ("TSC timing", &a.initfs_bench, vec![]),
+        (
+            "-icount shift=0",
+            &a.initfs_icount,
+            vec!["-icount".to_owned(), "shift=0".to_owned()],
+        ),
+    ] {
+        step(&format!("bench boot ({what})"));
+        let machine = Machine {
+            smp,
+            extra,
+            ..Machine::default()
+        };
+        let cmd = qemu::command(&machine, &qemu::boot_with_initfs(&a, initfs, "test"))?;
+        let run = qemu::run_captured(
+            cmd,
+            &symbolizer,
+            Some(Duration::from_secs(900)),
+            false,
+            false,
+        )?;
+        let got = parse(&run.output);
+        if got.is_empty() || !run.output.contains("[bench] done") {
+            ok = false;
+            eprintln!("---- bench output ({what}) ----\n{}----", run.output);
+        }
+        figures.extend(got);
+    }
+    print!("{}", table(&figures));
+    let path = target_dir().join("bench").join("latest.json");
+    write_file(&path, to_json(&figures).as_bytes())?;
+    step(&format!("wrote {}", path.display()));
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bench_lines_and_writes_the_documented_json() {
+        let out = "noise\n[selftest] [bench] name=syscall.null unit=ns median=120 p99=300 min=90 \
+                   iterations=100000 cycles_median=360 cycles_p99=900 cycles_min=270\n\
+                   [bench] name=ipc.call_reply_recv.instructions unit=instructions median=500 \
+                   p99=520 min=480 iterations=100000\n[bench] name=broken unit=ns\n";
+        let f = parse(out);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].name, "syscall.null");
+        assert_eq!((f[0].median, f[0].p99, f[0].min), (120, 300, 90));
+        assert_eq!(f[0].cycles, Some((360, 900, 270)));
+        assert_eq!(f[1].cycles, None);
+        let json = to_json(&f);
+        assert!(
+            json.starts_with("[\n  {\"name\": \"syscall.null\", \"unit\": \"ns\", \"median\": 120")
+        );
+        assert!(json.contains("\"iterations\": 100000, \"cycles_median\": 360"));
+        assert!(json.trim_end().ends_with("}\n]") || json.trim_end().ends_with(']'));
+    }
+}
