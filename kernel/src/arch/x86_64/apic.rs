@@ -81,6 +81,11 @@ pub fn timer_hz() -> Option<u64> {
     }
 }
 
+/// The period the timer runs at (0 = not started).
+pub fn period_ns() -> u64 {
+    PERIOD_NS.load(Ordering::Relaxed)
+}
+
 /// The raw IA32_APIC_BASE MSR.
 pub fn base_msr() -> u64 {
     // SAFETY: IA32_APIC_BASE exists on every x86_64 CPU (all have a local APIC); reading it has

@@ -69,6 +69,10 @@ pub const TESTS: &[KTest] = &[
         run: user_tests::user_mode_round_trip,
     },
     KTest {
+        name: "arch::sysret_hazards_and_ring3_interrupts",
+        run: user_tests::sysret_hazards_and_ring3_interrupts,
+    },
+    KTest {
         name: "arch::smap_blocks_kernel_reads",
         run: user_tests::smap_blocks_kernel_reads,
     },

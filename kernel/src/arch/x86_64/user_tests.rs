@@ -476,7 +476,8 @@ pub fn user_mode_round_trip() -> TestResult {
 
 // The sysret hazards and interrupts in ring 3. The first syscall's hook rewrites rcx, r11 and
 // r14 (so the return must be `iretq` and must carry them); the program then spins for r14 TSC
-// cycles with interrupts on (timer ticks arrive in ring 3) holding known values in r8-r10/r15;
+// cycles with interrupts on (timer ticks arrive in ring 3) holding known values in rbx, rbp and
+// r15 (not syscall result registers, which the dispatcher zeroes);
 // the second syscall's hook sets a non-canonical rip, which must become a #GP of the thread.
 global_asm!(
     r#"
@@ -487,9 +488,8 @@ hsync_test_hazard_start:
     syscall
     mov r12, rcx
     mov r13, r11
-    mov r8d, 0x8888
-    mov r9d, 0x9999
-    mov r10d, 0xaaaa
+    mov ebx, 0x8888
+    mov ebp, 0x9999
     mov r15d, 0xffff
     rdtsc
     shl rdx, 32
@@ -568,11 +568,10 @@ pub fn sysret_hazards_and_ring3_interrupts() -> TestResult {
         r.r13
     );
     ensure!(
-        [r.r8, r.r9, r.r10, r.r15] == [0x8888, 0x9999, 0xaaaa, 0xffff],
-        "registers changed across ring-3 interrupts: r8-r10 {:#x} {:#x} {:#x}, r15 {:#x}",
-        r.r8,
-        r.r9,
-        r.r10,
+        [r.rbx, r.rbp, r.r15] == [0x8888, 0x9999, 0xffff],
+        "registers changed across ring-3 interrupts: rbx {:#x}, rbp {:#x}, r15 {:#x}",
+        r.rbx,
+        r.rbp,
         r.r15
     );
     if period != 0 {
