@@ -141,7 +141,10 @@ pub fn run(debug: bool, smp: u32) -> Result<ExitCode> {
             extra,
             ..Machine::default()
         };
-        let cmd = qemu::command(&machine, &qemu::boot_with_initfs(&a, initfs, "test"))?;
+        let cmd = qemu::command(
+            &machine,
+            &qemu::boot_with_initfs(&a, initfs, "test no-ktest"),
+        )?;
         let run = qemu::run_captured(
             cmd,
             &symbolizer,
