@@ -23,7 +23,7 @@
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use hsync_abi::{Error, MapFlags};
 use hsync_kcore::user::{UserRange, is_user_page_range};
@@ -71,9 +71,6 @@ pub struct AddressSpace {
     hhdm: u64,
     regions: BTreeMap<u64, Region>,
     id: u64,
-    /// A mapping was removed while this space was not loaded on this CPU: with PCIDs, stale
-    /// TLB entries tagged with this space's PCID may exist (see [`Self::take_tlb_stale`]).
-    tlb_stale: AtomicBool,
 }
 
 fn pte_flags(flags: MapFlags, device: bool) -> Flags {
@@ -106,7 +103,6 @@ impl AddressSpace {
             hhdm,
             regions: BTreeMap::new(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            tlb_stale: AtomicBool::new(false),
         })
     }
 
@@ -123,13 +119,6 @@ impl AddressSpace {
     /// True when this CPU is running on this space's page tables.
     pub fn is_current(&self) -> bool {
         paging::active_pml4() == self.cr3()
-    }
-
-    /// Returns and clears the "mappings were removed while not loaded" flag. Only matters when
-    /// CR3 loads keep TLB entries (PCID with the no-flush bit): if it returns true, the loader
-    /// must flush this space's PCID when switching to it.
-    pub fn take_tlb_stale(&self) -> bool {
-        self.tlb_stale.swap(false, Ordering::Relaxed)
     }
 
     /// Number of mappings (regions) in the user half.
@@ -247,7 +236,8 @@ impl AddressSpace {
             }
         }
         if !current && pages > 0 {
-            self.tlb_stale.store(true, Ordering::Relaxed);
+            // With PCIDs this CPU may still hold translations of this space under its tag.
+            crate::arch::forget_address_space(self.cr3());
         }
     }
 
@@ -483,11 +473,14 @@ impl AddressSpace {
 
 impl Drop for AddressSpace {
     fn drop(&mut self) {
+        // The owner normally leaves the space first (`sched::leave_address_space`); this is
+        // the safety net: never free the tables the CPU is walking.
         if self.is_current() {
-            // Never free the tables the CPU is walking: move to a tree that maps only the kernel.
             // SAFETY: the kernel's PML4 maps the whole upper half, which is all the kernel uses.
             unsafe { crate::arch::load_address_space(vmm::root()) };
         }
+        // A later space may get this PML4 frame back: no PCID may keep its translations.
+        crate::arch::forget_address_space(self.cr3());
         let mut free = |frame: u64| {
             if let Err(e) = pmm::free_frame(frame) {
                 log::error!("aspace: freeing table {frame:#x}: {e:?}");

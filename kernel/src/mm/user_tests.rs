@@ -208,12 +208,7 @@ pub(super) fn aspace_unmap_splits() -> TestResult {
     let mut a = space()?;
     let m = mem(4)?;
     ensure!(a.map(BASE, &m, 0, 4, RW).is_ok(), "map");
-    ensure!(!a.take_tlb_stale(), "stale before any unmap");
     ensure!(a.unmap(BASE + 0x1000, 2).is_ok(), "unmap middle");
-    ensure!(
-        a.take_tlb_stale() && !a.take_tlb_stale(),
-        "unmap of a non-current space must flag its TLB as stale, once"
-    );
     for (i, mapped) in [(0, true), (1, false), (2, false), (3, true)] {
         let t = a.translate(BASE + i * 0x1000);
         ensure!(t.is_some() == mapped, "page {i}: {t:?}");
