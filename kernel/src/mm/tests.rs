@@ -89,6 +89,10 @@ pub(super) const TESTS: &[KTest] = &[
         name: "mm::copy_words_and_between",
         run: super::user_tests::copy_words_and_between,
     },
+    KTest {
+        name: "mm::costs_logged",
+        run: super::user_tests::costs_logged,
+    },
 ];
 
 fn hhdm_ptr(phys: u64) -> *mut u64 {

@@ -728,3 +728,53 @@ pub(super) fn copy_words_and_between() -> TestResult {
     );
     Ok(())
 }
+
+/// Not a timed assertion: logs what the memory paths cost here (TCG or KVM), for the reports.
+pub(super) fn costs_logged() -> TestResult {
+    let now = crate::arch::uptime_ns;
+    const N: u64 = 200;
+    let t = now();
+    for _ in 0..N {
+        aspace_round()?;
+    }
+    let space_ns = (now() - t) / N;
+
+    let img = tiny_elf();
+    let t = now();
+    for _ in 0..N / 4 {
+        let mut a = space()?;
+        elf::load(&mut a, &img).map_err(|e| alloc::format!("{e:?}"))?;
+    }
+    let elf_ns = (now() - t) / (N / 4);
+
+    let mut a = space()?;
+    let m = mem(2)?;
+    ensure!(a.map(BASE, &m, 0, 2, RW).is_ok(), "map");
+    let mut small = [0u64; 16];
+    let t = now();
+    for _ in 0..N * 10 {
+        ensure!(
+            a.copy_words_from_user(BASE + 0x100, &mut small).is_ok(),
+            "copy"
+        );
+    }
+    let words_ns = (now() - t) / (N * 10);
+    let mut page = vec![0u8; 4096];
+    let t = now();
+    for _ in 0..N * 10 {
+        ensure!(a.copy_from_user(BASE + 0x800, &mut page).is_ok(), "copy");
+    }
+    let page_ns = (now() - t) / (N * 10);
+
+    let t = now();
+    for _ in 0..N {
+        drop(super::new_kernel_stack(4).map_err(|e| alloc::format!("{e:?}"))?);
+    }
+    let stack_ns = (now() - t) / N;
+    log::info!(
+        "mm costs: space+2 maps+drop {space_ns} ns, tiny ELF load+drop {elf_ns} ns, \
+         128-byte word copy {words_ns} ns, 4 KiB copy (2 pages) {page_ns} ns, \
+         4-page kernel stack alloc+free {stack_ns} ns"
+    );
+    Ok(())
+}
