@@ -128,9 +128,16 @@ pub fn init() -> Option<Mode> {
     }
     let msr = base_msr();
     let mode = if cpu::features().x2apic {
-        // SAFETY: CPUID reports x2APIC; enabling EXTD together with EN is the architected
-        // xAPIC→x2APIC transition. Interrupts are off and no APIC interrupt is in flight.
-        unsafe { Msr::new(IA32_APIC_BASE).write(msr | APIC_BASE_ENABLE | APIC_BASE_X2APIC) };
+        // SAFETY: CPUID reports x2APIC. The architected path is disabled → xAPIC (EN) →
+        // x2APIC (EN + EXTD); going straight from disabled to x2APIC would #GP, hence two
+        // writes when the firmware left the APIC disabled. Interrupts are off.
+        unsafe {
+            let mut apic_base = Msr::new(IA32_APIC_BASE);
+            if msr & APIC_BASE_ENABLE == 0 {
+                apic_base.write(msr | APIC_BASE_ENABLE);
+            }
+            apic_base.write(msr | APIC_BASE_ENABLE | APIC_BASE_X2APIC);
+        }
         Mode::X2Apic
     } else {
         let phys = msr & APIC_BASE_ADDR_MASK;

@@ -34,15 +34,21 @@ mod user_tests;
 
 pub use self::backtrace::{current_rbp, walk as walk_frames};
 pub use self::cpu::cpu_id;
+#[allow(
+    unused_imports,
+    reason = "facade API: the per-CPU scheduler slot and SMAP windows for code not written yet"
+)]
 pub use self::percpu::{CpuLocal, cpu_local};
 pub use self::power::halt_forever;
 pub use self::serial::{lock as console, lock_for_panic as panic_console};
 pub use self::time::uptime_ns;
 pub use self::trap::take_panic_frame;
 pub use self::user::{
-    KernelContext, UserFault, UserRegs, forget_address_space, init_context, is_canonical,
-    load_address_space, return_to_user, set_kernel_stack, switch_context, timer_start, user_access,
+    KernelContext, UserFault, UserRegs, forget_address_space, init_context, load_address_space,
+    return_to_user, set_kernel_stack, switch_context, timer_start,
 };
+#[allow(unused_imports, reason = "facade API: see above")]
+pub use self::user::{is_canonical, user_access};
 
 /// Pages per guarded IST stack (double fault, NMI, machine check).
 const IST_STACK_PAGES: usize = 4;

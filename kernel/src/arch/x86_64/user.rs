@@ -547,7 +547,9 @@ pub fn forget_address_space(cr3: u64) {
 /// Runs `f` with user-memory access allowed (stac/clac under SMAP; plain call otherwise).
 ///
 /// Not nestable (the inner call's `clac` ends the outer window), and `f` must not block or
-/// switch threads.
+/// switch threads (the AC flag would travel with the switch). An exception taken inside `f`
+/// (e.g. a caught probe fault) runs its handler with AC still set; the trap stubs do not `clac`
+/// because they cannot know cheaply whether the CPU has the instruction.
 pub fn user_access<R>(f: impl FnOnce() -> R) -> R {
     if !SMAP_ON.load(Ordering::Relaxed) {
         return f();
