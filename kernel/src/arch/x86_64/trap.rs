@@ -323,7 +323,13 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             // The PICs are masked; only spurious IRQ 7/15 can arrive here, and they need no EOI.
             log::debug!(target: "trap", "spurious PIC interrupt, vector {v:#x}");
         }
-        v => log::warn!(target: "trap", "unexpected interrupt, vector {v:#x}"),
+        v => {
+            // Only the local APIC delivers vectors here (no IOAPIC yet; `int n` from ring 3 is a
+            // #GP because the gates have DPL 0). EOI anyway, so a stray vector cannot leave its
+            // in-service bit set and block the timer.
+            apic::eoi();
+            log::warn!(target: "trap", "unexpected interrupt, vector {v:#x}");
+        }
     }
 }
 
