@@ -7,8 +7,9 @@
 //! # Entries from ring 3
 //! * `syscall` → `hsync_syscall_entry` (assembly below): `swapgs`, park the user rsp in the
 //!   per-CPU block, switch to the per-CPU kernel stack top ([`set_kernel_stack`]), push a
-//!   complete [`UserRegs`] (rip = rcx, rflags = r11) and call `crate::syscall::handle(&mut UserRegs)`. The handler may
-//!   block and switch threads; the frame stays on this thread's kernel stack until it resumes.
+//!   complete [`UserRegs`] (rip = rcx, rflags = r11) and call `crate::syscall::handle`. The
+//!   handler may block and switch threads; the frame stays on this thread's kernel stack until
+//!   it resumes.
 //!   Return is `sysretq` when the (possibly modified) frame is exactly what sysret produces —
 //!   canonical rip, `rcx == rip`, `r11 == rflags` — and `iretq` with the full frame otherwise.
 //!   A non-canonical rip (which would make `sysretq`/`iretq` raise #GP in ring 0 on the user
