@@ -37,6 +37,7 @@ pub mod handle;
 pub mod ipc;
 pub mod memory;
 pub mod process;
+pub mod protocol;
 pub mod raw;
 pub mod rt;
 pub mod sys;
