@@ -65,6 +65,8 @@ macro_rules! ok {
     };
 }
 
+pub mod idl;
+
 /// A raw call's status (refused calls are a test bug).
 fn raw(nr: Sysnum, args: [u64; 6]) -> Result<[u64; 6], Error> {
     raw_nr(nr.raw(), args)
@@ -151,7 +153,7 @@ pub fn run(elf: &[u8], args: StartArgs) -> i32 {
         ("fault_stack_overflow", fault_stack_overflow),
         ("spawn_kill_1000", spawn_kill_1000),
     ];
-    for &(name, f) in tests {
+    for &(name, f) in tests.iter().chain(idl::TESTS) {
         r.run(&mut ctx, name, f);
     }
     println!("[utest] done passed={} failed={}", r.passed, r.failed);
