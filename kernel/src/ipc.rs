@@ -146,7 +146,13 @@ pub fn send(
     blocking: bool,
 ) -> Result<Out, Error> {
     loop {
-        let rx = ep.queues.lock().receivers.pop_front();
+        let rx = {
+            let mut q = ep.queues.lock();
+            if q.recv_handles == 0 {
+                return Err(Error::PeerDied);
+            }
+            q.receivers.pop_front()
+        };
         let Some(rx) = rx else { break };
         if info.uses_buffer() {
             match copy_extra(me, &rx, info) {
@@ -183,6 +189,9 @@ pub fn send(
     }
     {
         let mut q = ep.queues.lock();
+        if q.recv_handles == 0 {
+            return Err(Error::PeerDied);
+        }
         q.senders.try_reserve(1).map_err(|_| Error::OutOfMemory)?;
         me.inner.lock().send = Some(SendMsg { msg, call });
         q.senders.push_back(me.clone());

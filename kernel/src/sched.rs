@@ -101,6 +101,7 @@ pub fn init() {
     idle.inner.lock().state = State::Ready;
     {
         let mut cpu = this_cpu().lock();
+        publish_current(&boot);
         cpu.current = Some(boot);
         cpu.idle = Some(idle);
         cpu.loaded_cr3 = crate::mm::vmm::root();
@@ -110,11 +111,38 @@ pub fn init() {
     log::info!(target: "sched", "scheduler up: tick {} us, slice {} ms", TICK_NS / 1000, TICK_NS * SLICE_TICKS as u64 / 1_000_000);
 }
 
+/// Publishes `t` as this CPU's running thread in the per-CPU block, so that the hot paths
+/// ([`current`], [`with_current`]) find it without taking the CPU lock.
+fn publish_current(t: &Arc<Thread>) {
+    arch::cpu_local().set_current(Arc::as_ptr(t) as usize);
+}
+
+/// Runs `f` on the running thread without taking the CPU lock or a reference.
+fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> R {
+    let ptr = arch::cpu_local().current() as *const Thread;
+    if ptr.is_null() {
+        panic!("sched::current before sched::init");
+    }
+    // SAFETY: the slot holds `Arc::as_ptr` of `cpu.current` (set by `publish_current` whenever
+    // `cpu.current` changes), and `cpu.current` holds a strong reference for as long as the
+    // thread runs. We are that thread, on this CPU, with interrupts off: it cannot stop being
+    // current (and be freed) before `f` returns, because freeing happens only after a switch
+    // away from it, which `f` does not do.
+    f(unsafe { &*ptr })
+}
+
 /// The running thread.
 pub fn current() -> Arc<Thread> {
-    match this_cpu().lock().current.clone() {
-        Some(t) => t,
-        None => panic!("sched::current before sched::init"),
+    let ptr = arch::cpu_local().current() as *const Thread;
+    if ptr.is_null() {
+        panic!("sched::current before sched::init");
+    }
+    // SAFETY: as in `with_current`, `ptr` came from `Arc::as_ptr` of the `Arc` in
+    // `cpu.current`, which keeps the count ≥ 1 while we run; taking one more reference and
+    // turning it into an `Arc` is exactly `Arc::clone` of that `Arc`.
+    unsafe {
+        Arc::increment_strong_count(ptr);
+        Arc::from_raw(ptr)
     }
 }
 
@@ -206,24 +234,19 @@ pub fn make_ready(t: Arc<Thread>) {
 }
 
 fn set_blocked(block: Block) -> bool {
-    let cpu = this_cpu().lock();
-    let Some(cur) = cpu.current.as_ref() else {
-        return false;
-    };
-    let mut inner = cur.inner.lock();
-    if inner.killed {
-        return false;
-    }
-    inner.state = State::Blocked(block);
-    inner.wake = Wake::None;
-    true
+    with_current(|cur| {
+        let mut inner = cur.inner.lock();
+        if inner.killed {
+            return false;
+        }
+        inner.state = State::Blocked(block);
+        inner.wake = Wake::None;
+        true
+    })
 }
 
 fn take_wake() -> Wake {
-    let cpu = this_cpu().lock();
-    cpu.current
-        .as_ref()
-        .map_or(Wake::None, |c| core::mem::take(&mut c.inner.lock().wake))
+    with_current(|c| core::mem::take(&mut c.inner.lock().wake))
 }
 
 /// Gives the CPU to the next ready thread of at least the same priority, if any.
@@ -271,21 +294,28 @@ pub fn exit_current() -> ! {
 
 /// If the current thread was killed, ends it (called at every kernel exit point).
 pub fn exit_if_killed() {
-    let killed = {
-        let cpu = this_cpu().lock();
-        cpu.current.as_ref().is_some_and(|c| c.inner.lock().killed)
-    };
-    if killed {
+    if with_current(|c| c.inner.lock().killed) {
         exit_current();
     }
 }
 
-/// Reschedules if a wake-up made a higher-priority thread ready (end of a syscall).
-pub fn preempt_point() {
+/// The end of every system call: ends a killed thread, and reschedules if a wake-up made a
+/// higher-priority thread ready (then checks for a kill again, which may have come meanwhile).
+pub fn syscall_exit() {
+    exit_if_killed();
+    if preempt_point() {
+        exit_if_killed();
+    }
+}
+
+/// Reschedules if a wake-up made a higher-priority thread ready (end of a syscall). Returns
+/// whether it switched away (and back).
+pub fn preempt_point() -> bool {
     let need = core::mem::take(&mut this_cpu().lock().need_resched);
     if need {
         switch(true, None);
     }
+    need
 }
 
 /// Kills a thread: it will not run user code again. See the module documentation.
@@ -353,13 +383,13 @@ pub fn leave_address_space(cr3: u64) {
 /// thread (or idle), and switches to it.
 fn switch(requeue: bool, direct: Option<Arc<Thread>>) {
     let mut cpu = this_cpu().lock();
-    let Some(cur) = cpu.current.clone() else {
-        return;
-    };
-    let cur_is_idle = cpu.idle.as_ref().is_some_and(|i| Arc::ptr_eq(i, &cur));
     let next = match direct {
         Some(n) => n,
         None => {
+            let Some(cur) = cpu.current.as_ref() else {
+                return;
+            };
+            let cur_is_idle = cpu.idle.as_ref().is_some_and(|i| Arc::ptr_eq(i, cur));
             if requeue && !cur_is_idle {
                 // Round robin: only a thread of at least our priority displaces us.
                 match cpu.run.highest() {
@@ -369,9 +399,11 @@ fn switch(requeue: bool, direct: Option<Arc<Thread>>) {
                         return;
                     }
                 }
+                let cur = cur.clone();
                 cur.inner.lock().state = State::Ready;
-                let prio = cur.priority;
-                cpu.push(prio, cur.clone());
+                cpu.push(cur.priority, cur);
+            } else if requeue {
+                cur.inner.lock().state = State::Ready;
             }
             match cpu.run.pop() {
                 Some((_, t)) => t,
@@ -382,21 +414,22 @@ fn switch(requeue: bool, direct: Option<Arc<Thread>>) {
             }
         }
     };
-    if Arc::ptr_eq(&next, &cur) {
-        cur.inner.lock().state = State::Running;
+    if cpu.current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &next)) {
+        next.inner.lock().state = State::Running;
         return;
     }
-    if requeue && cur_is_idle {
-        cur.inner.lock().state = State::Ready;
-    }
     next.inner.lock().state = State::Running;
-    let from = cur.ctx_ptr();
     let to = next.ctx_ptr();
     let kstack = next.kstack_top();
     let cr3 = next.cr3();
     cpu.ticks_left = SLICE_TICKS;
     cpu.need_resched = false;
-    cpu.current = Some(next);
+    publish_current(&next);
+    // Move, not clone: the outgoing thread's reference goes to `prev`, dropped after the switch.
+    let Some(cur) = cpu.current.replace(next) else {
+        return;
+    };
+    let from = cur.ctx_ptr();
     cpu.prev = Some(cur);
     let load = cpu.loaded_cr3 != cr3;
     cpu.loaded_cr3 = cr3;

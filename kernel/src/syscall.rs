@@ -60,18 +60,16 @@ pub fn handle(regs: &mut UserRegs) {
     // Result registers a call does not define are 0 (docs/syscalls.md): no stale value, kernel
     // or user, reaches user space.
     [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = out;
-    sched::exit_if_killed();
-    sched::preempt_point();
-    sched::exit_if_killed();
+    sched::syscall_exit();
 }
 
 /// The calling thread and its process.
-struct Ctx {
-    me: Arc<Thread>,
-    p: Arc<Process>,
+struct Ctx<'a> {
+    me: &'a Arc<Thread>,
+    p: &'a Arc<Process>,
 }
 
-impl Ctx {
+impl Ctx<'_> {
     fn get(&self, h: u64, kind: ObjectKind, rights: Rights) -> Result<KObject, Error> {
         self.p
             .handles
@@ -80,13 +78,17 @@ impl Ctx {
             .cloned()
     }
 
+    /// An endpoint and the handle's badge, with one table lookup (the IPC hot path).
     fn endpoint(&self, h: u64, rights: Rights) -> Result<(Arc<Endpoint>, u64), Error> {
         let table = self.p.handles.lock();
-        let h = Handle::from_raw(h);
-        match table.get_kind(h, ObjectKind::Endpoint, rights)? {
-            KObject::Endpoint(ep) => Ok((ep.clone(), table.entry(h)?.badge())),
-            _ => Err(Error::WrongKind),
+        let e = table.entry(Handle::from_raw(h))?;
+        let KObject::Endpoint(ep) = e.object() else {
+            return Err(Error::WrongKind);
+        };
+        if !e.rights().allows(rights) {
+            return Err(Error::MissingRights);
         }
+        Ok((ep.clone(), e.badge()))
     }
 
     fn process(&self, h: u64, rights: Rights) -> Result<Arc<Process>, Error> {
@@ -97,7 +99,7 @@ impl Ctx {
     }
 
     fn insert(&self, obj: KObject) -> Result<u64, Error> {
-        process::insert(&self.p, obj).map(Handle::raw)
+        process::insert(self.p, obj).map(Handle::raw)
     }
 
     fn read_user(&self, ptr: u64, buf: &mut [u8]) -> Result<(), Error> {
@@ -141,21 +143,19 @@ fn msg(info: u64, a: &[u64; 6]) -> Result<(MsgInfo, Msg), Error> {
 
 fn dispatch(nr: Sysnum, a: [u64; 6]) -> Next {
     let me = sched::current();
-    let Some(p) = me.process.clone() else {
+    let Some(p) = me.process.as_ref() else {
         return Next::Return(Err(Error::InvalidState));
     };
-    let cx = Ctx { me, p };
+    let cx = Ctx { me: &me, p };
     let r = match nr {
         Sysnum::ProcessExit => {
             cx.p.end(ExitStatus::Exited(a[0]), None);
-            drop(cx);
             return Next::Exit;
         }
         Sysnum::ThreadExit => {
             if cx.p.running_threads.fetch_sub(1, Ordering::Relaxed) <= 1 {
                 cx.p.end(ExitStatus::Exited(0), None);
             }
-            drop(cx);
             return Next::Exit;
         }
         nr => call(&cx, nr, a),
@@ -213,11 +213,11 @@ fn call(cx: &Ctx, nr: Sysnum, a: [u64; 6]) -> Result<Out, Error> {
             let (info, mut m) = msg(a[1], &a)?;
             m.badge = badge;
             let call = nr == Sysnum::IpcCall;
-            ipc::send(&cx.me, &ep, m, info, call, nr != Sysnum::IpcTrySend)
+            ipc::send(cx.me, &ep, m, info, call, nr != Sysnum::IpcTrySend)
         }
         Sysnum::IpcRecv | Sysnum::IpcTryRecv => {
             let (ep, _) = cx.endpoint(a[0], Rights::RECV)?;
-            ipc::recv(&cx.me, &ep, nr == Sysnum::IpcRecv)
+            ipc::recv(cx.me, &ep, nr == Sysnum::IpcRecv)
         }
         Sysnum::IpcReply => {
             let (info, m) = msg(a[1], &a)?;
@@ -236,12 +236,12 @@ fn call(cx: &Ctx, nr: Sysnum, a: [u64; 6]) -> Result<Out, Error> {
                 let cap = r.cap.lock().take();
                 cap.ok_or(Error::NotFound)?
             };
-            ipc::reply(&cx.me, cap, info, m)
+            ipc::reply(cx.me, cap, info, m)
         }
         Sysnum::IpcReplyRecv => {
             let (ep, _) = cx.endpoint(a[0], Rights::RECV)?;
             let (info, m) = msg(a[1], &a)?;
-            ipc::reply_recv(&cx.me, &ep, info, m)
+            ipc::reply_recv(cx.me, &ep, info, m)
         }
         Sysnum::IpcReplySave => {
             cx.p.handles.lock().reserve(1)?;
@@ -299,7 +299,7 @@ fn call(cx: &Ctx, nr: Sysnum, a: [u64; 6]) -> Result<Out, Error> {
             }
             check_range(va, len)?;
             let pages = usize::try_from(len / PAGE_SIZE).map_err(|_| Error::BadAddress)?;
-            target.with_aspace(|s| s.unmap(va, pages).map_err(mm_error))?;
+            target.with_aspace(|s| s.unmap(va, pages).map_err(Error::from))?;
             Ok([0; 6])
         }
         Sysnum::ProcessCreate => process_create(cx, a),
@@ -355,18 +355,6 @@ fn call(cx: &Ctx, nr: Sysnum, a: [u64; 6]) -> Result<Out, Error> {
         Sysnum::Null => Ok([0; 6]),
         Sysnum::ClockRead => ok(arch::uptime_ns()),
         Sysnum::ProcessExit | Sysnum::ThreadExit => Err(Error::InvalidState),
-    }
-}
-
-fn mm_error(e: crate::mm::MmError) -> Error {
-    use crate::arch::paging::PagingError;
-    use crate::mm::MmError;
-    match e {
-        MmError::OutOfMemory | MmError::OutOfVirtualSpace => Error::OutOfMemory,
-        MmError::Paging(PagingError::AlreadyMapped(_)) => Error::Exists,
-        MmError::Paging(PagingError::NotMapped(_)) => Error::NotFound,
-        MmError::Paging(PagingError::Misaligned(_)) => Error::Misaligned,
-        _ => Error::BadAddress,
     }
 }
 
@@ -431,7 +419,7 @@ fn frame_map(cx: &Ctx, a: [u64; 6]) -> Result<Out, Error> {
     }
     let first = (offset / PAGE_SIZE) as usize;
     let pages = (len / PAGE_SIZE) as usize;
-    target.with_aspace(|s| s.map(va, &f.mem, first, pages, flags).map_err(mm_error))?;
+    target.with_aspace(|s| s.map(va, &f.mem, first, pages, flags).map_err(Error::from))?;
     Ok([0; 6])
 }
 
@@ -469,12 +457,8 @@ fn process_create(cx: &Ctx, a: [u64; 6]) -> Result<Out, Error> {
                 .map_err(|_| Error::OutOfMemory)?;
             bytes.resize(len, 0);
             mem.read(0, &mut bytes).map_err(|_| Error::OutOfMemory)?;
-            let loaded = child.with_aspace(|s| {
-                crate::mm::elf::load(s, &bytes).map_err(|e| match e {
-                    crate::mm::elf::ElfError::Malformed => Error::BadElf,
-                    crate::mm::elf::ElfError::OutOfMemory => Error::OutOfMemory,
-                })
-            })?;
+            let loaded =
+                child.with_aspace(|s| crate::mm::elf::load(s, &bytes).map_err(Error::from))?;
             drop(bytes);
             Some(new_thread(
                 &child,
@@ -569,12 +553,12 @@ fn process_wait(cx: &Ctx, a: [u64; 6]) -> Result<Out, Error> {
         if deadline != DEADLINE_NEVER
             && let Err(e) = sched::add_sleeper(deadline)
         {
-            target.waiters.lock().retain(|t| !Arc::ptr_eq(t, &cx.me));
+            target.waiters.lock().retain(|t| !Arc::ptr_eq(t, cx.me));
             return Err(e);
         }
         match sched::block(Block::ProcessWait(target.clone())) {
             Wake::Err(e) => {
-                target.waiters.lock().retain(|t| !Arc::ptr_eq(t, &cx.me));
+                target.waiters.lock().retain(|t| !Arc::ptr_eq(t, cx.me));
                 return Err(e);
             }
             _ => continue,

@@ -3,6 +3,10 @@
 //! An endpoint holds no messages, only the threads waiting on it: senders (each with its
 //! message in its own kernel state) or receivers, never both at once. The IPC operations live
 //! in `crate::ipc`; this file is the state and the one-shot reply right.
+//!
+//! It also counts the handles that may receive on it (those with `RECV`), maintained by the
+//! handle tables' `held`/`released` hooks. When the count drops to zero nobody can ever take a
+//! message again: the queued senders wake with `PeerDied`, and later sends fail with it.
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -20,6 +24,9 @@ pub struct EndpointQueues {
     pub senders: VecDeque<Arc<Thread>>,
     /// Blocked receivers, FIFO.
     pub receivers: VecDeque<Arc<Thread>>,
+    /// Handles (in any table) that carry `RECV` for this endpoint. Zero: sends fail with
+    /// `PeerDied`.
+    pub recv_handles: usize,
 }
 
 /// A synchronous IPC endpoint.
@@ -39,11 +46,41 @@ impl Endpoint {
         }
     }
 
+    /// One more handle with `RECV` exists (handle-table hook).
+    pub fn recv_handle_added(&self) {
+        self.queues.lock().recv_handles += 1;
+    }
+
+    /// A handle with `RECV` is gone (handle-table hook). The last one wakes every queued sender
+    /// with `PeerDied`: no message of theirs can be received any more.
+    pub fn recv_handle_removed(&self) {
+        let orphans = {
+            let mut q = self.queues.lock();
+            q.recv_handles = q.recv_handles.saturating_sub(1);
+            if q.recv_handles > 0 {
+                return;
+            }
+            core::mem::take(&mut q.senders)
+        };
+        wake_orphans(orphans);
+    }
+
     /// Removes `t` from both queues (it was killed).
     pub fn remove(&self, t: &Arc<Thread>) {
         let mut q = self.queues.lock();
         q.senders.retain(|x| !Arc::ptr_eq(x, t));
         q.receivers.retain(|x| !Arc::ptr_eq(x, t));
+    }
+}
+
+fn wake_orphans(orphans: VecDeque<Arc<Thread>>) {
+    for t in orphans {
+        t.inner.lock().send = None;
+        crate::sched::wake_if(
+            &t,
+            |b| matches!(b, Block::Send(_)),
+            Wake::Err(Error::PeerDied),
+        );
     }
 }
 

@@ -56,6 +56,22 @@ impl Object for KObject {
             KObject::Notification(_) => ObjectKind::Notification,
         }
     }
+
+    fn held(&self, rights: hsync_abi::Rights) {
+        if let KObject::Endpoint(ep) = self
+            && rights.contains(hsync_abi::Rights::RECV)
+        {
+            ep.recv_handle_added();
+        }
+    }
+
+    fn released(&self, rights: hsync_abi::Rights) {
+        if let KObject::Endpoint(ep) = self
+            && rights.contains(hsync_abi::Rights::RECV)
+        {
+            ep.recv_handle_removed();
+        }
+    }
 }
 
 /// A Frame object: a handle-able reference to [`Memory`].

@@ -138,8 +138,9 @@ pub struct Thread {
     pub ipc_buffer: u64,
     /// Kernel stack (`None` for the boot thread, which runs on the boot stack).
     stack: Option<mm::OwnedKernelStack>,
-    /// Saved kernel context while not running.
-    ctx: Mutex<KernelContext>,
+    /// Saved kernel context (its stack pointer) while not running. Written only by the context
+    /// switch of this thread's own CPU, so no lock: the switch stores through `ctx_ptr`.
+    ctx: AtomicU64,
     /// Mutable state.
     pub inner: Mutex<ThreadInner>,
     _live: Live,
@@ -166,7 +167,7 @@ impl Thread {
             priority,
             ipc_buffer,
             stack,
-            ctx: Mutex::new(ctx),
+            ctx: AtomicU64::new(ctx.into_rsp()),
             inner: Mutex::new(ThreadInner::default()),
             _live: Live::new(ObjectKind::Thread),
         }))
@@ -203,8 +204,9 @@ impl Thread {
 
     /// Where its saved context lives. The pointer stays valid while the thread is alive.
     pub fn ctx_ptr(&self) -> *mut KernelContext {
-        let mut guard = self.ctx.lock();
-        &mut *guard as *mut KernelContext
+        // `KernelContext` is `repr(C)` around one `u64` (checked in arch), so the atomic's
+        // storage is a valid `KernelContext`.
+        self.ctx.as_ptr().cast::<KernelContext>()
     }
 
     /// Top of its kernel stack (0 for the boot thread, which never enters user mode).

@@ -65,6 +65,8 @@ macro_rules! ok {
     };
 }
 
+mod peer_death;
+
 pub mod idl;
 
 /// A raw call's status (refused calls are a test bug).
@@ -148,6 +150,14 @@ pub fn run(elf: &[u8], args: StartArgs) -> i32 {
         ("ipc_nonblocking", ipc_nonblocking),
         ("ipc_server_death_wakes_caller", ipc_server_death),
         ("ipc_same_process_threads", ipc_same_process_threads),
+        (
+            "ipc_recv_close_wakes_senders",
+            peer_death::ipc_recv_close_wakes_senders,
+        ),
+        (
+            "ipc_receiver_death_wakes_senders",
+            peer_death::ipc_receiver_death_wakes_senders,
+        ),
         ("fault_page_fault", fault_page_fault),
         ("fault_kinds", fault_kinds),
         ("fault_stack_overflow", fault_stack_overflow),

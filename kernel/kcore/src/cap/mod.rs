@@ -33,10 +33,23 @@ use alloc::vec::Vec;
 use hsync_abi::{Error, Handle, ObjectKind, Rights};
 
 /// What a table needs to know about an object: its kind (for [`Error::WrongKind`] checks,
-/// `handle_inspect` and badges).
+/// `handle_inspect` and badges), and — optionally — when handles to it come and go.
 pub trait Object {
     /// The kind of object this reference names.
     fn kind(&self) -> ObjectKind;
+
+    /// A handle granting `rights` to this object entered a table (insert, duplicate, grant).
+    /// Called with the table borrowed mutably; it must not touch this table. The default does
+    /// nothing. The kernel counts an endpoint's receive-capable handles with it.
+    fn held(&self, rights: Rights) {
+        let _ = rights;
+    }
+
+    /// A handle stopped granting `rights` to this object: it was closed or drained (all its
+    /// rights), or `restrict` removed some of them. Pairs exactly with [`Object::held`].
+    fn released(&self, rights: Rights) {
+        let _ = rights;
+    }
 }
 
 /// A live table entry: the object reference, the rights this handle grants, and its badge.
@@ -93,7 +106,7 @@ pub struct HandleTable<T> {
     max: u32,
 }
 
-impl<T> HandleTable<T> {
+impl<T: Object> HandleTable<T> {
     /// Largest `max_handles` a table accepts (indices must fit the handle's index field).
     pub const MAX_CAPACITY: u32 = u32::MAX;
 
@@ -178,6 +191,7 @@ impl<T> HandleTable<T> {
             };
             self.free_head = next;
             self.free_count -= 1;
+            entry.object.held(entry.rights);
             slot.state = State::Occupied(entry);
             self.live += 1;
             return Ok(Handle::new(index, slot.generation));
@@ -187,6 +201,7 @@ impl<T> HandleTable<T> {
             return Err(Error::HandleTableFull);
         }
         self.slots.try_reserve(1).map_err(|_| Error::OutOfMemory)?;
+        entry.object.held(entry.rights);
         self.slots.push(Slot {
             generation: 1,
             state: State::Occupied(entry),
@@ -235,7 +250,12 @@ impl<T> HandleTable<T> {
     /// Errors: [`Error::InvalidHandle`].
     pub fn restrict(&mut self, handle: Handle, mask: Rights) -> Result<Rights, Error> {
         let entry = self.entry_mut(handle)?;
-        entry.rights = entry.rights.restrict(mask);
+        let old = entry.rights;
+        entry.rights = old.restrict(mask);
+        let lost = old.difference(entry.rights);
+        if !lost.is_empty() {
+            entry.object.released(lost);
+        }
         Ok(entry.rights)
     }
 
@@ -269,6 +289,7 @@ impl<T> HandleTable<T> {
             self.free_count += 1;
         }
         self.live -= 1;
+        entry.object.released(entry.rights);
         entry.object
     }
 
@@ -394,12 +415,12 @@ impl<T: Object + Clone> HandleTable<T> {
 }
 
 /// Iterator returned by [`HandleTable::drain`].
-pub struct Drain<'a, T> {
+pub struct Drain<'a, T: Object> {
     table: &'a mut HandleTable<T>,
     next: usize,
 }
 
-impl<T> Iterator for Drain<'_, T> {
+impl<T: Object> Iterator for Drain<'_, T> {
     type Item = T;
 
     fn next(&mut self) -> Option<T> {
@@ -415,7 +436,7 @@ impl<T> Iterator for Drain<'_, T> {
     }
 }
 
-impl<T> Drop for Drain<'_, T> {
+impl<T: Object> Drop for Drain<'_, T> {
     fn drop(&mut self) {
         self.for_each(drop);
     }

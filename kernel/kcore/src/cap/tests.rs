@@ -22,6 +22,13 @@ impl Object for Obj {
     }
 }
 
+/// A bare reference-count witness (drop tests).
+impl Object for Rc<()> {
+    fn kind(&self) -> ObjectKind {
+        ObjectKind::Frame
+    }
+}
+
 fn ep(id: u32) -> Obj {
     Obj {
         id,
@@ -514,4 +521,60 @@ fn randomized_operations_match_a_reference_model() {
             assert_eq!(listed, modeled);
         }
     }
+}
+
+/// An object that counts, per right, how many handles in tables currently grant it.
+#[derive(Clone, Debug)]
+struct Counted(Rc<core::cell::RefCell<BTreeMap<u32, i64>>>);
+
+impl Object for Counted {
+    fn kind(&self) -> ObjectKind {
+        ObjectKind::Endpoint
+    }
+    fn held(&self, rights: Rights) {
+        for r in rights.iter() {
+            *self.0.borrow_mut().entry(r.bits()).or_default() += 1;
+        }
+    }
+    fn released(&self, rights: Rights) {
+        for r in rights.iter() {
+            *self.0.borrow_mut().entry(r.bits()).or_default() -= 1;
+        }
+    }
+}
+
+#[test]
+fn held_and_released_pair_up_across_every_operation() {
+    let counts = Rc::new(core::cell::RefCell::new(BTreeMap::new()));
+    let obj = Counted(counts.clone());
+    let recv = |c: &Rc<core::cell::RefCell<BTreeMap<u32, i64>>>| {
+        c.borrow().get(&Rights::RECV.bits()).copied().unwrap_or(0)
+    };
+    let mut a = HandleTable::new(8);
+    let mut b = HandleTable::new(1);
+    let h = a.insert(obj.clone(), ALL).unwrap();
+    assert_eq!(recv(&counts), 1);
+    let d = a.duplicate(h, ALL, 0).unwrap();
+    let s = a.duplicate(h, Rights::SEND | Rights::DUPLICATE, 0).unwrap();
+    assert_eq!(recv(&counts), 2, "a duplicate without RECV does not count");
+    a.grant_to(h, Rights::RECV | Rights::TRANSFER, &mut b)
+        .unwrap();
+    assert_eq!(recv(&counts), 3);
+    // A failed insert (full table) counts nothing.
+    assert_eq!(
+        a.grant_to(h, ALL, &mut b).err(),
+        Some(Error::HandleTableFull)
+    );
+    assert_eq!(recv(&counts), 3);
+    a.restrict(d, Rights::SEND).unwrap();
+    assert_eq!(recv(&counts), 2, "restrict releases the rights it removes");
+    a.restrict(d, Rights::SEND).unwrap();
+    assert_eq!(recv(&counts), 2, "restricting again releases nothing");
+    drop(a.close(h).unwrap());
+    assert_eq!(recv(&counts), 1);
+    drop(b.drain());
+    assert_eq!(recv(&counts), 0);
+    drop(a.close(s).unwrap());
+    drop(a.close(d).unwrap());
+    assert!(counts.borrow().values().all(|&n| n == 0), "{counts:?}");
 }

@@ -120,6 +120,16 @@ pub struct KernelContext {
     rsp: u64,
 }
 
+impl KernelContext {
+    /// The saved stack pointer: the whole context. A thread may keep it in an `AtomicU64`
+    /// and pass `AtomicU64::as_ptr` (cast) to [`switch_context`]: the layouts match.
+    pub fn into_rsp(self) -> u64 {
+        self.rsp
+    }
+}
+
+const _: () = assert!(size_of::<KernelContext>() == size_of::<u64>());
+
 /// What a ring-3 exception tells the scheduler.
 #[derive(Clone, Copy, Debug)]
 pub struct UserFault {
