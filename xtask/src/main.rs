@@ -8,6 +8,7 @@ mod artifacts;
 mod bench;
 mod check;
 mod images;
+mod new_server;
 mod qemu;
 mod symbolize;
 mod test;
@@ -57,6 +58,16 @@ enum Command {
         /// Number of CPUs.
         #[arg(long, default_value_t = 1)]
         smp: u32,
+    },
+    /// Create a server: servers/NAME (from servers/template) and servers/NAME-api (from
+    /// servers/template-api) with names substituted, both added to the workspace members, and a
+    /// `[server.NAME]` entry in initfs/system.toml. See docs/servers.md.
+    NewServer {
+        /// The server's name: lowercase letters, digits and `-`, starting with a letter.
+        name: String,
+        /// The workspace to create it in (default: this one).
+        #[arg(long, value_name = "DIR")]
+        root: Option<std::path::PathBuf>,
     },
 }
 
@@ -109,6 +120,10 @@ fn main() -> ExitCode {
         Command::Test { filter, release } => test::run(filter.as_deref(), release),
         Command::Check => check::run().map(|_| ExitCode::SUCCESS),
         Command::Bench { debug, smp } => bench::run(debug, smp),
+        Command::NewServer { name, root } => {
+            let root = root.unwrap_or_else(artifacts::root);
+            new_server::run(&name, &root).map(|_| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
