@@ -12,6 +12,7 @@ extern crate alloc;
 
 mod arch;
 mod boot;
+mod hw;
 mod initfs;
 mod ipc;
 mod klog;
@@ -48,6 +49,7 @@ fn kmain_on_kernel_stack(info: &'static boot::BootInfo) -> ! {
     if test && let Some(kind) = info.cmdline_value("panic-test") {
         ktest::panic_test(kind);
     }
+    hw::init(info);
     sched::init();
     if test && !info.cmdline_has("no-ktest") && !ktest::run_all() {
         arch::exit_failure();

@@ -3,7 +3,8 @@
 //! Root's image is the initfs file `root`. The kernel maps the whole initfs read-only at
 //! `startup::ROOT_INITFS_ADDR` and starts root's main thread with `rdi` = a handle to root's own
 //! Process and `rsi` = a handle to the initfs Frame (`READ | MAP | DUPLICATE | TRANSFER`), at the
-//! highest priority, which is also the most root may grant.
+//! highest priority, which is also the most root may grant. Root's table also holds the
+//! hardware authority, at the fixed `hsync_abi::ROOT_HW_AUTHORITY` (the only one there is).
 
 use alloc::sync::Arc;
 
@@ -46,7 +47,7 @@ pub fn start(info: &BootInfo) -> Result<Arc<Process>, RootError> {
             .map_err(|_| hsync_abi::Error::OutOfMemory)
     })
     .map_err(|_| RootError::Failed("mapping the initfs"))?;
-    let (own, initfs) = {
+    let (own, initfs, hw) = {
         let mut table = p.handles.lock();
         let own = table.insert(
             KObject::Process(p.clone()),
@@ -56,11 +57,21 @@ pub fn start(info: &BootInfo) -> Result<Arc<Process>, RootError> {
             KObject::Frame(Arc::new(Frame::new(mem))),
             Rights::READ | Rights::MAP | Rights::DUPLICATE | Rights::TRANSFER,
         );
-        (own, fs)
+        // Third, so that it lands at the fixed `ROOT_HW_AUTHORITY` (see `hsync_abi::hw`).
+        let hw = table.insert(
+            crate::hw::authority(),
+            hsync_abi::ObjectKind::HwAuthority.all_rights(),
+        );
+        (own, fs, hw)
     };
-    let (Ok(own), Ok(initfs)) = (own, initfs) else {
+    let (Ok(own), Ok(initfs), Ok(hw)) = (own, initfs, hw) else {
         return Err(RootError::Failed("handle table"));
     };
+    if hw != hsync_abi::ROOT_HW_AUTHORITY {
+        return Err(RootError::Failed(
+            "hardware authority not at ROOT_HW_AUTHORITY",
+        ));
+    }
     let t = crate::syscall::new_thread(
         &p,
         loaded.entry,

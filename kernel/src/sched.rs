@@ -424,6 +424,7 @@ fn switch(requeue: bool, direct: Option<Arc<Thread>>) {
     let cr3 = next.cr3();
     cpu.ticks_left = SLICE_TICKS;
     cpu.need_resched = false;
+    crate::hw::switch_io(&next);
     publish_current(&next);
     // Move, not clone: the outgoing thread's reference goes to `prev`, dropped after the switch.
     let Some(cur) = cpu.current.replace(next) else {

@@ -355,6 +355,12 @@ fn call(cx: &Ctx, nr: Sysnum, a: [u64; 6]) -> Result<Out, Error> {
         Sysnum::Null => Ok([0; 6]),
         Sysnum::ClockRead => ok(arch::uptime_ns()),
         Sysnum::ProcessExit | Sysnum::ThreadExit => Err(Error::InvalidState),
+        Sysnum::IoportCreate
+        | Sysnum::IoportEnable
+        | Sysnum::IrqCreate
+        | Sysnum::IrqBind
+        | Sysnum::IrqAck
+        | Sysnum::FrameCreatePhysical => crate::hw::call(cx.p, nr, a),
     }
 }
 

@@ -11,6 +11,7 @@
 //!   ELF-spawn helper [`process::Spawn`], threads of this process;
 //! * the runtime ([`rt`]): `_start`, a `talc` heap grown from Frames, panic → debug log + exit,
 //!   a `log` backend on the kernel debug log, [`println!`];
+//! * hardware ([`hw`]): I/O ports, IRQ lines and device memory for drivers, from granted handles;
 //! * [`raw`]: unvalidated calls for tests of the kernel's argument checks.
 //!
 //! A program is `#![no_std] #![no_main]`, `#![forbid(unsafe_code)]`, and looks like:
@@ -34,6 +35,7 @@
 
 pub mod fault;
 pub mod handle;
+pub mod hw;
 pub mod ipc;
 pub mod memory;
 pub mod process;

@@ -96,7 +96,8 @@ bitflags::bitflags! {
         /// Endpoint: may receive.
         const RECV = 1 << 9;
         /// Process: may kill it, create threads in it, grant handles into it.
-        /// Thread: may start it.
+        /// Thread: may start it. IrqLine: bind and ack. IoPortRange: enable.
+        /// HwAuthority: create hardware capabilities.
         const MANAGE = 1 << 10;
     }
 }
@@ -148,10 +149,13 @@ code_enum! {
         Reply = 5 => "Reply",
         /// 64 asynchronous signal bits with wait/poll.
         Notification = 6 => "Notification",
-        /// An interrupt line delivered to a notification (a later milestone).
+        /// An interrupt line delivered to a notification (`irq_bind`, `irq_ack`).
         IrqLine = 7 => "IrqLine",
-        /// A range of I/O ports a server may access (a later milestone).
+        /// A range of I/O ports a process may enable for itself (`ioport_enable`).
         IoPortRange = 8 => "IoPortRange",
+        /// The authority to make hardware capabilities (I/O ports, IRQ lines, device Frames).
+        /// The kernel gives root the only one, at [`ROOT_HW_AUTHORITY`](crate::ROOT_HW_AUTHORITY).
+        HwAuthority = 9 => "HwAuthority",
     }
 }
 
@@ -170,8 +174,10 @@ impl ObjectKind {
             // One-shot: a duplicate would be a second answer to the same call.
             ObjectKind::Reply => return Rights::SEND.union(Rights::TRANSFER),
             ObjectKind::Notification => Rights::SIGNAL.union(Rights::WAIT),
-            // Until their calls exist these kinds only move between processes.
-            ObjectKind::IrqLine | ObjectKind::IoPortRange => Rights::empty(),
+            // MANAGE: bind/ack a line, enable ports, create hardware capabilities.
+            ObjectKind::IrqLine | ObjectKind::IoPortRange | ObjectKind::HwAuthority => {
+                Rights::MANAGE
+            }
         };
         common.union(specific)
     }

@@ -9,6 +9,7 @@
 //! * [`Handle`], [`Rights`], [`ObjectKind`]: how a process names kernel objects;
 //! * [`MsgInfo`], [`IpcBuffer`]: the IPC message layout (register fast path + per-thread buffer);
 //! * [`MapFlags`]: page permissions for mapping a Frame;
+//! * [`ROOT_HW_AUTHORITY`], [`DeviceCache`]: hardware capabilities (ports, IRQs, MMIO);
 //! * [`FaultRecord`], [`ExitStatus`]: what a supervisor learns when a process ends.
 //!
 //! The crate is plain data and pure functions: no `unsafe`, no allocation, no policy. Everything
@@ -27,6 +28,7 @@ mod macros;
 mod error;
 mod fault;
 mod handle;
+mod hw;
 mod ipc;
 mod map;
 pub mod regs;
@@ -36,6 +38,7 @@ mod sysnum;
 pub use error::{Error, ErrorClass, UnknownError};
 pub use fault::{ExitStatus, FaultKind, FaultRecord};
 pub use handle::{Handle, ObjectKind, Rights};
+pub use hw::{DeviceCache, IO_PORTS, ISA_IRQS, MAX_GSIS, ROOT_HW_AUTHORITY};
 pub use ipc::{IpcBuffer, MAX_MSG_HANDLES, MAX_MSG_WORDS, MsgInfo, REG_MSG_WORDS};
 pub use map::{
     DEADLINE_NEVER, DEADLINE_NOW, DEBUG_LOG_MAX, MapFlags, PAGE_SIZE, PRIORITY_LEVELS,

@@ -98,6 +98,25 @@ code_enum! {
         /// `system_info() -> (free, used, total, processes, threads, objects)`: PMM frame counters
         /// and live kernel-object counts, for tests (leak checks), `mem` and `ps`.
         SystemInfo = 34 => "system_info",
+
+        /// `ioport_create(authority, first, count) -> range`: an IoPortRange over ports
+        /// `first..first + count`, made with the hardware authority (root's).
+        IoportCreate = 35 => "ioport_create",
+        /// `ioport_enable(range)`: let the calling process execute `in`/`out` on the range's
+        /// ports (its I/O permission bitmap, installed in the TSS when it runs).
+        IoportEnable = 36 => "ioport_enable",
+        /// `irq_create(authority, irq) -> line`: an IrqLine for an ISA IRQ (0..=15, MADT
+        /// overrides applied) or a GSI (16..), made with the hardware authority.
+        IrqCreate = 37 => "irq_create",
+        /// `irq_bind(line, notification, bits)`: the interrupt signals `bits` on the
+        /// notification; delivery starts unmasked.
+        IrqBind = 38 => "irq_bind",
+        /// `irq_ack(line)`: unmask the line after its interrupt was handled (each interrupt
+        /// masks it until then, so a level-triggered line cannot storm).
+        IrqAck = 39 => "irq_ack",
+        /// `frame_create_physical(authority, phys, len, cache) -> frame`: a Frame over device
+        /// memory (MMIO, VGA, a framebuffer), mapped uncached or write-combining; never RAM.
+        FrameCreatePhysical = 40 => "frame_create_physical",
     }
 }
 

@@ -31,7 +31,7 @@ use hsync_kcore::user::{UserRange, is_user_page_range};
 use super::memory::Memory;
 use super::{MmError, pmm, vmm};
 use crate::arch::paging::{
-    self, Cache, Flags, PAGE_4K, PageSize, PageTables, PagingError, TableFrames, Translation,
+    self, Flags, PAGE_4K, PageSize, PageTables, PagingError, TableFrames, Translation,
 };
 
 /// Software PTE bit (ignored by the CPU) marking device memory: copies refuse such pages, since
@@ -193,11 +193,7 @@ impl AddressSpace {
         }
         let device = mem.is_device();
         let pte = pte_flags(flags, device);
-        let cache = if device {
-            Cache::Uncached
-        } else {
-            Cache::WriteBack
-        };
+        let cache = mem.cache();
         let mut frames = UserTables { hhdm: self.hhdm };
         for i in 0..pages {
             let v = va + i as u64 * PAGE_4K;

@@ -12,7 +12,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::{MmError, pmm, vmm};
-use crate::arch::paging::PAGE_4K;
+use crate::arch::paging::{Cache, PAGE_4K};
 
 /// Where the frames come from.
 #[derive(Debug)]
@@ -27,6 +27,8 @@ enum Backing {
         pages: usize,
         /// The HHDM maps the whole run (RAM); false for device memory.
         direct: bool,
+        /// How user mappings of device memory are cached (ignored for RAM).
+        cache: Cache,
     },
 }
 
@@ -74,6 +76,16 @@ impl Memory {
     /// `phys` must be page-aligned. RAM the HHDM maps is accessible through
     /// [`read`](Self::read)/[`write`](Self::write); anything else is treated as a device.
     pub fn from_physical(phys: u64, pages: usize) -> Result<Arc<Memory>, MmError> {
+        Self::borrowed(phys, pages, Cache::Uncached)
+    }
+
+    /// Device memory (MMIO, a framebuffer) that user mappings access with `cache`
+    /// (`Uncached` or `WriteCombining`). The caller has checked that the range is not RAM.
+    pub fn device(phys: u64, pages: usize, cache: Cache) -> Result<Arc<Memory>, MmError> {
+        Self::borrowed(phys, pages, cache)
+    }
+
+    fn borrowed(phys: u64, pages: usize, cache: Cache) -> Result<Arc<Memory>, MmError> {
         let len = (pages as u64)
             .checked_mul(PAGE_4K)
             .ok_or(MmError::BadRange)?;
@@ -90,6 +102,7 @@ impl Memory {
                 base: phys,
                 pages,
                 direct,
+                cache,
             },
         }))
     }
@@ -110,6 +123,18 @@ impl Memory {
     /// True for device memory (not RAM the kernel reaches through the direct map).
     pub fn is_device(&self) -> bool {
         matches!(self.backing, Backing::Borrowed { direct: false, .. })
+    }
+
+    /// How user mappings cache this memory: write-back for RAM, the device's mode otherwise.
+    pub fn cache(&self) -> Cache {
+        match self.backing {
+            Backing::Borrowed {
+                direct: false,
+                cache,
+                ..
+            } => cache,
+            _ => Cache::WriteBack,
+        }
     }
 
     /// True when the PMM frames are owned (and freed on drop).

@@ -19,11 +19,13 @@ use hsync_kcore::cap::Object;
 use crate::mm::memory::Memory;
 
 pub mod endpoint;
+pub mod hw;
 pub mod notification;
 pub mod process;
 pub mod thread;
 
 pub use endpoint::{Endpoint, ReplyCap, ReplyObject};
+pub use hw::{HwAuthority, IoPortRange, IrqLine};
 pub use notification::Notification;
 pub use process::Process;
 pub use thread::Thread;
@@ -43,6 +45,15 @@ pub enum KObject {
     Reply(Arc<ReplyObject>),
     /// Signal bits.
     Notification(Arc<Notification>),
+    /// An interrupt line.
+    IrqLine(Arc<IrqLine>),
+    /// A range of I/O ports.
+    IoPortRange(Arc<IoPortRange>),
+    /// The authority to create hardware capabilities.
+    HwAuthority(
+        #[allow(dead_code, reason = "a stateless token: holding it is the authority")]
+        Arc<HwAuthority>,
+    ),
 }
 
 impl Object for KObject {
@@ -54,6 +65,9 @@ impl Object for KObject {
             KObject::Endpoint(_) => ObjectKind::Endpoint,
             KObject::Reply(_) => ObjectKind::Reply,
             KObject::Notification(_) => ObjectKind::Notification,
+            KObject::IrqLine(_) => ObjectKind::IrqLine,
+            KObject::IoPortRange(_) => ObjectKind::IoPortRange,
+            KObject::HwAuthority(_) => ObjectKind::HwAuthority,
         }
     }
 
@@ -93,7 +107,7 @@ impl Frame {
 }
 
 /// Number of object kinds counted (indexed by `ObjectKind as usize`, 0 unused).
-const KINDS: usize = 9;
+const KINDS: usize = 10;
 
 static LIVE: [AtomicU64; KINDS] = [const { AtomicU64::new(0) }; KINDS];
 

@@ -57,6 +57,8 @@ pub struct Process {
     pub running_threads: core::sync::atomic::AtomicUsize,
     /// Threads blocked in `process_wait` on it.
     pub waiters: Mutex<Vec<Arc<Thread>>>,
+    /// I/O ports it enabled (`ioport_enable`), installed in the TSS while it runs.
+    pub io: crate::hw::IoPerm,
     _live: Live,
 }
 
@@ -75,6 +77,7 @@ impl Process {
             ending: Mutex::new(None),
             running_threads: core::sync::atomic::AtomicUsize::new(0),
             waiters: Mutex::new(Vec::new()),
+            io: crate::hw::IoPerm::new(),
             _live: Live::new(ObjectKind::Process),
         }))
     }

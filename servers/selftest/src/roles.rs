@@ -70,6 +70,7 @@ pub fn run(role: u64, mut args: StartArgs) -> i32 {
             None => 3,
         },
         crate::tests::idl::ROLE => crate::tests::idl::serve_role(args),
+        crate::tests::hw::ROLE => crate::tests::hw::role(args),
         _ => 6,
     }
 }

@@ -65,6 +65,7 @@ macro_rules! ok {
     };
 }
 
+pub mod hw;
 mod peer_death;
 
 pub mod idl;
@@ -163,7 +164,7 @@ pub fn run(elf: &[u8], args: StartArgs) -> i32 {
         ("fault_stack_overflow", fault_stack_overflow),
         ("spawn_kill_1000", spawn_kill_1000),
     ];
-    for &(name, f) in tests.iter().chain(idl::TESTS) {
+    for &(name, f) in tests.iter().chain(idl::TESTS).chain(hw::TESTS) {
         r.run(&mut ctx, name, f);
     }
     println!("[utest] done passed={} failed={}", r.passed, r.failed);

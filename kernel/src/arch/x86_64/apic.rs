@@ -240,6 +240,15 @@ pub fn start_timer(period_ns: u64) -> bool {
     true
 }
 
+/// This CPU's local APIC id (0 before [`init`]): the IOAPIC destination of device interrupts.
+pub fn id() -> u32 {
+    match MODE.get() {
+        Some(Mode::X2Apic) => read(REG_ID),
+        Some(Mode::XApic { .. }) => read(REG_ID) >> 24,
+        None => 0,
+    }
+}
+
 /// Signals end of interrupt for the in-service APIC interrupt.
 #[inline]
 pub fn eoi() {

@@ -16,6 +16,12 @@
 //! own stacks, because they can arrive when the current stack is unusable (overflowed into its
 //! guard page) or in the middle of anything. Before the memory manager is up those are small
 //! static stacks; `install_guarded_ist_stacks` replaces them with guarded ones.
+//!
+//! The TSS is followed by a full I/O permission bitmap (8 KiB, one bit per port, 1 = denied,
+//! plus the terminating `0xff` byte the CPU may read past the last port). It starts all ones, so
+//! with IOPL 0 every `in`/`out` from ring 3 raises #GP. [`set_io_ports`] clears or sets the bits
+//! of one port range; the kernel's hardware module calls it on process switches (only for the
+//! ranges the previous and next process enabled) — IOPL is never raised.
 
 use x86_64::PrivilegeLevel;
 use x86_64::VirtAddr;
@@ -54,20 +60,35 @@ const EARLY_IST_SIZE: usize = 16 * 1024;
 #[repr(C, align(16))]
 struct EarlyStack([u8; EARLY_IST_SIZE]);
 
-/// One CPU's descriptor tables.
+/// Bytes of the I/O permission bitmap: one bit per port, plus the terminating all-ones byte.
+const IOMAP_BYTES: usize = 0x1_0000 / 8 + 1;
+
+/// One CPU's descriptor tables. `repr(C)`: the I/O bitmap must follow the TSS directly (its
+/// offset is `tss.iomap_base`, and the TSS limit covers it).
+#[repr(C)]
 struct PerCpuTables {
     gdt: GlobalDescriptorTable<8>,
     tss: TaskStateSegment,
+    iomap: [u8; IOMAP_BYTES],
 }
+
+/// Offset of the I/O bitmap from the start of the TSS.
+const IOMAP_BASE: u16 = core::mem::size_of::<TaskStateSegment>() as u16;
 
 /// The boot CPU's tables.
 ///
 /// `static mut` on purpose: after `lgdt`/`ltr` the CPU reads this memory behind Rust's back, and
-/// the IST slots are rewritten in place later. It is only ever reached through raw pointers,
-/// from this module, on the boot CPU with interrupts disabled. Other CPUs will get their own.
+/// the IST slots and the I/O bitmap are rewritten in place later. It is only ever reached
+/// through raw pointers, from this module, on the boot CPU with interrupts disabled. Other CPUs
+/// will get their own.
 static mut BSP_TABLES: PerCpuTables = PerCpuTables {
     gdt: GlobalDescriptorTable::empty(),
-    tss: TaskStateSegment::new(),
+    tss: {
+        let mut tss = TaskStateSegment::new();
+        tss.iomap_base = IOMAP_BASE;
+        tss
+    },
+    iomap: [0xff; IOMAP_BYTES],
 };
 
 /// The boot CPU's early IST stacks (in `.bss`: kept apart from the tables, which are not zero).
@@ -97,7 +118,17 @@ pub unsafe fn init_bsp() {
         gdt.append(Descriptor::UserSegment(DescriptorFlags::USER_CODE32.bits()));
         let uss = gdt.append(Descriptor::user_data_segment());
         let ucs = gdt.append(Descriptor::user_code_segment());
-        let tsel = gdt.append(Descriptor::tss_segment_unchecked(tss));
+        // `repr(C)` puts `iomap` right after the 104-byte, 4-aligned TSS (no padding), which
+        // is what `iomap_base` says; the descriptor's limit then covers the whole bitmap.
+        debug_assert_eq!(
+            (&raw const (*tables).iomap) as usize - tss as usize,
+            usize::from(IOMAP_BASE)
+        );
+        let iomap: &'static [u8] = &(*tables).iomap;
+        let Ok(tss_desc) = Descriptor::tss_segment_with_iomap(&*tss, iomap) else {
+            panic!("TSS I/O bitmap layout rejected");
+        };
+        let tsel = gdt.append(tss_desc);
         debug_assert_eq!(
             [kcs.0, kss.0, uss.0, ucs.0, tsel.0],
             [KERNEL_CS, KERNEL_SS, USER_SS, USER_CS, TSS_SEL]
@@ -171,4 +202,34 @@ pub fn task_register() -> u16 {
     // SAFETY: `str` only reads TR.
     unsafe { core::arch::asm!("str {0:x}", out(reg) tr, options(nomem, nostack, preserves_flags)) };
     tr
+}
+
+/// Allows (`allow`) or denies ring-3 `in`/`out` on ports `first..first + count` (clipped at
+/// port 0xffff) in this CPU's TSS I/O bitmap. Bytes wholly inside the range are written at once.
+///
+/// # Safety
+/// Boot CPU (the only TSS so far), interrupts disabled: nothing else writes the bitmap now, and
+/// the CPU reads it only for ring-3 port instructions, which cannot run during this call.
+pub unsafe fn set_io_ports(first: u16, count: u32, allow: bool) {
+    let start = usize::from(first);
+    let end = (start + count as usize).min(0x1_0000);
+    let tables = &raw mut BSP_TABLES;
+    // SAFETY: per the contract we are the only accessor; the pointer is to a static.
+    let map = unsafe { &mut (*tables).iomap };
+    let mut port = start;
+    while port < end {
+        let (byte, bit) = (port / 8, port % 8);
+        let Some(b) = map.get_mut(byte) else { break };
+        if bit == 0 && end - port >= 8 {
+            *b = if allow { 0 } else { 0xff };
+            port += 8;
+        } else {
+            if allow {
+                *b &= !(1 << bit);
+            } else {
+                *b |= 1 << bit;
+            }
+            port += 1;
+        }
+    }
 }

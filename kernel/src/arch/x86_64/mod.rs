@@ -19,6 +19,7 @@ mod apic;
 mod backtrace;
 mod cpu;
 mod gdt;
+mod ioapic;
 pub mod paging;
 mod percpu;
 mod pic;
@@ -34,6 +35,10 @@ mod user_tests;
 
 pub use self::backtrace::{current_rbp, walk as walk_frames};
 pub use self::cpu::cpu_id;
+pub use self::ioapic::{
+    init as init_irq_routing, mask as mask_irq, resolve as resolve_irq, route as route_irq,
+    unmask as unmask_irq,
+};
 #[allow(
     unused_imports,
     reason = "facade API: the per-CPU scheduler slot and SMAP windows for code not written yet"
@@ -129,6 +134,15 @@ pub fn late_init(info: &'static BootInfo, next: fn(&'static BootInfo) -> !) -> !
 /// ACPI S5 where available, else QEMU isa-debug-exit (success), else halt forever.
 pub fn power_off() -> ! {
     power::power_off(BOOT_INFO.get().copied())
+}
+
+/// Allows (`allow`) or denies ring-3 `in`/`out` on ports `first..first + count` on this CPU
+/// (the TSS I/O permission bitmap; IOPL stays 0).
+pub fn set_io_ports(first: u16, count: u32, allow: bool) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: boot CPU (the only one running), interrupts disabled for the duration.
+        unsafe { gdt::set_io_ports(first, count, allow) }
+    });
 }
 
 /// Ends a run that failed (panic, failed tests): QEMU exits with status 35; hardware halts.

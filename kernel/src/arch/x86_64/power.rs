@@ -89,9 +89,9 @@ fn map_acpi(phys: u64, len: u64) -> Option<u64> {
         .map(|v| v.as_u64())
 }
 
-/// Maps ACPI tables for the `acpi` crate.
+/// Maps ACPI tables for the `acpi` crate (also used by `ioapic` for the MADT).
 #[derive(Clone, Copy)]
-struct Mapper;
+pub(super) struct Mapper;
 
 impl AcpiHandler for Mapper {
     unsafe fn map_physical_region<T>(&self, phys: usize, size: usize) -> PhysicalMapping<Self, T> {

@@ -24,6 +24,7 @@ use x86_64::structures::DescriptorTablePointer;
 
 use super::apic;
 use super::gdt;
+use super::ioapic;
 use super::user::{UserFault, UserRegs};
 
 /// The register state saved on every trap, lowest address first (the layout the stubs build).
@@ -319,13 +320,23 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
                 kernel_exception(frame)
             }
         }
+        v if (ioapic::VECTOR_BASE..ioapic::VECTOR_BASE + u64::from(ioapic::GSI_COUNT))
+            .contains(&v) =>
+        {
+            ioapic::on_vector(v);
+            // A woken driver may outrank the interrupted thread: switch now (IRQ latency).
+            crate::sched::preempt_point();
+            if frame.is_user() {
+                crate::sched::exit_if_killed();
+            }
+        }
         v if (vector::PIC_BASE..vector::PIC_BASE + 16).contains(&v) => {
             // The PICs are masked; only spurious IRQ 7/15 can arrive here, and they need no EOI.
             log::debug!(target: "trap", "spurious PIC interrupt, vector {v:#x}");
         }
         v => {
-            // Only the local APIC delivers vectors here (no IOAPIC yet; `int n` from ring 3 is a
-            // #GP because the gates have DPL 0). EOI anyway, so a stray vector cannot leave its
+            // Only the local APIC delivers vectors here (IOAPIC pins use the range above;
+            // `int n` from ring 3 is a #GP because the gates have DPL 0). EOI anyway, so a stray vector cannot leave its
             // in-service bit set and block the timer.
             apic::eoi();
             log::warn!(target: "trap", "unexpected interrupt, vector {v:#x}");

@@ -1,0 +1,29 @@
+//! Hardware capabilities: the well-known authority handle root starts with, the port and IRQ
+//! number spaces, and the cache modes of device Frames (`docs/capabilities.md`, "Hardware").
+
+use crate::{Error, Handle};
+
+/// Root's hardware authority: the kernel inserts it into root's table third, after root's own
+/// Process (arg0) and the initfs Frame (arg1), so its value is fixed: index 2, generation 1.
+/// No other process starts with one; root may delegate it like any handle (`TRANSFER`).
+pub const ROOT_HW_AUTHORITY: Handle = Handle::new(2, 1);
+
+/// Number of x86 I/O ports: `ioport_create` ranges lie in `0..IO_PORTS`.
+pub const IO_PORTS: u64 = 0x1_0000;
+
+/// ISA IRQs (`0..ISA_IRQS`) are translated through the MADT's interrupt source overrides
+/// (IRQ0 → GSI 2 on most PCs); `irq_create` takes any higher number as a GSI directly.
+pub const ISA_IRQS: u64 = 16;
+
+/// Highest GSI count the kernel routes: `irq_create` refuses GSIs at or above it.
+pub const MAX_GSIS: u64 = 64;
+
+code_enum! {
+    /// How `frame_create_physical` memory is mapped.
+    pub enum DeviceCache: invalid = |_raw| -> Error { Error::InvalidArgument } {
+        /// Strong uncacheable: device registers (every access reaches the device, in order).
+        Uncached = 0 => "uncached",
+        /// Write-combining: framebuffers (writes are buffered and merged; reads uncached).
+        WriteCombining = 1 => "write-combining",
+    }
+}
