@@ -2,7 +2,9 @@
 //! reads its `[bench] name=... unit=... median=... p99=... min=... iterations=... cycles_*=...`
 //! lines, prints a table and writes `target/bench/latest.json`. A second boot under QEMU
 //! `-icount shift=0` (where the TSC counts guest instructions) measures the IPC round trip in
-//! instructions (`ipc.call_reply_recv.instructions`). Benchmarks are never assertions.
+//! instructions (`ipc.call_reply_recv.instructions`). Then the phase engine's host bench
+//! (`hsync-phase-engine`'s `phase_bench` example, release) adds single-value figures
+//! (`phase.dudect_t`, `phase.transform_gbps`, ...). Benchmarks are never assertions.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -159,15 +161,136 @@ pub fn run(debug: bool, smp: u32) -> Result<ExitCode> {
         }
         figures.extend(got);
     }
+    step("phase engine (host, release)");
+    let scalars = match phase_engine() {
+        Ok(s) if !s.is_empty() => s,
+        Ok(_) => {
+            ok = false;
+            eprintln!("phase engine bench printed no figures");
+            Vec::new()
+        }
+        Err(e) => {
+            ok = false;
+            eprintln!("phase engine bench: {e}");
+            Vec::new()
+        }
+    };
     print!("{}", table(&figures));
+    print!("{}", scalar_table(&scalars));
     let path = target_dir().join("bench").join("latest.json");
-    write_file(&path, to_json(&figures).as_bytes())?;
+    write_file(&path, to_json_with(&figures, &scalars).as_bytes())?;
     step(&format!("wrote {}", path.display()));
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+// ---- The phase engine: host-measured scalars ------------------------------------------------
+
+/// One host-measured figure that is a single value, not a distribution (the phase engine's
+/// dudect t statistic and throughput): `[bench] name=... unit=... value=... [key=value ...]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scalar {
+    /// Benchmark name, e.g. `phase.dudect_t`.
+    pub name: String,
+    /// Unit, e.g. `t` or `GB/s`.
+    pub unit: String,
+    /// The measured value.
+    pub value: f64,
+    /// Further `key=value` pairs from the line (sample counts, buffer sizes, ...), in order.
+    pub extra: Vec<(String, String)>,
+}
+
+/// Parses every `[bench] name=... unit=... value=...` line of `output`.
+pub fn parse_scalars(output: &str) -> Vec<Scalar> {
+    let mut out = Vec::new();
+    for line in output.lines() {
+        let Some(rest) = line.find("[bench] ").map(|i| &line[i + 8..]) else {
+            continue;
+        };
+        let (mut name, mut unit, mut value, mut extra) = (None, None, None, Vec::new());
+        for (k, v) in rest.split_whitespace().filter_map(|w| w.split_once('=')) {
+            match k {
+                "name" => name = Some(v.to_owned()),
+                "unit" => unit = Some(v.to_owned()),
+                "value" => value = v.parse::<f64>().ok().filter(|x| x.is_finite()),
+                _ => extra.push((k.to_owned(), v.to_owned())),
+            }
+        }
+        if let (Some(name), Some(unit), Some(value)) = (name, unit, value) {
+            out.push(Scalar {
+                name,
+                unit,
+                value,
+                extra,
+            });
+        }
+    }
+    out
+}
+
+/// Runs the phase engine's host bench (`servers/phase-engine/examples/phase_bench.rs`, release).
+fn phase_engine() -> Result<Vec<Scalar>> {
+    let out = crate::tools::cargo()
+        .current_dir(artifacts::root())
+        .args(["run", "--release", "--quiet", "-p", "hsync-phase-engine"])
+        .args(["--example", "phase_bench"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "phase_bench failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(parse_scalars(&String::from_utf8_lossy(&out.stdout)))
+}
+
+fn scalar_table(scalars: &[Scalar]) -> String {
+    let mut s = String::new();
+    for x in scalars {
+        let extra: Vec<String> = x.extra.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        s.push_str(&format!(
+            "{:<36} {:>12} {}\n",
+            x.name,
+            format!("{} {}", x.value, x.unit),
+            extra.join(" ")
+        ));
+    }
+    s
+}
+
+/// [`to_json`] followed by one `{"name","unit","value", extra...}` object per scalar (extra
+/// values that parse as numbers are written as numbers, the rest as strings).
+pub fn to_json_with(figures: &[Figure], scalars: &[Scalar]) -> String {
+    let base = to_json(figures);
+    if scalars.is_empty() {
+        return base;
+    }
+    let mut out = base.trim_end().trim_end_matches(']').trim_end().to_owned();
+    for x in scalars {
+        if !out.ends_with('[') {
+            out.push(',');
+        }
+        out.push_str(&format!(
+            "\n  {{\"name\": \"{}\", \"unit\": \"{}\", \"value\": {}",
+            x.name, x.unit, x.value
+        ));
+        for (k, v) in &x.extra {
+            if v.parse::<f64>().is_ok_and(f64::is_finite) {
+                out.push_str(&format!(", \"{k}\": {v}"));
+            } else {
+                out.push_str(&format!(", \"{k}\": \"{v}\""));
+            }
+        }
+        out.push('}');
+    }
+    out.push_str("\n]\n");
+    out
 }
 
 #[cfg(test)]
@@ -192,5 +315,27 @@ mod tests {
         );
         assert!(json.contains("\"iterations\": 100000, \"cycles_median\": 360"));
         assert!(json.trim_end().ends_with("}\n]") || json.trim_end().ends_with(']'));
+    }
+
+    #[test]
+    fn parses_phase_scalars_and_appends_them_to_the_json() {
+        let out = "[bench] name=phase.dudect_t unit=t value=1.63 samples=900000 mode=raw\n\
+                   [bench] name=phase.transform_gbps unit=GB/s value=3.052\n\
+                   [bench] name=phase.broken unit=t value=nan\n";
+        let s = parse_scalars(out);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].name, "phase.dudect_t");
+        assert_eq!(s[0].value, 1.63);
+        assert_eq!(s[0].extra[0], ("samples".to_owned(), "900000".to_owned()));
+        let f = parse("[bench] name=syscall.null unit=ns median=1 p99=2 min=1 iterations=3\n");
+        let json = to_json_with(&f, &s);
+        assert!(json.contains("\"iterations\": 3},\n  {\"name\": \"phase.dudect_t\""));
+        assert!(json.contains("\"value\": 1.63, \"samples\": 900000, \"mode\": \"raw\"}"));
+        assert!(json.ends_with("\"value\": 3.052}\n]\n"));
+        assert_eq!(
+            to_json_with(&[], &s[1..]),
+            "[\n  {\"name\": \"phase.transform_gbps\", \"unit\": \"GB/s\", \"value\": 3.052}\n]\n"
+        );
+        assert_eq!(to_json_with(&f, &[]), to_json(&f));
     }
 }

@@ -12,6 +12,7 @@ const HOST: &[&str] = &[
     "hsync-kcore",
     "hsync-abi",
     "libhsync",
+    "hsync-phase-engine",
 ];
 /// Crates built for bare metal.
 const BARE: &[&str] = &[

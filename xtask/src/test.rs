@@ -24,6 +24,7 @@ const HOST_CRATES: &[&str] = &[
     "hsync-abi",
     "libhsync",
     "xtask",
+    "hsync-phase-engine",
 ];
 
 /// One test's verdict.
