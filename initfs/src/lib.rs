@@ -32,6 +32,8 @@
 //! out-of-bounds read.
 #![cfg_attr(not(feature = "std"), no_std)]
 
+pub mod manifest;
+
 #[cfg(feature = "std")]
 mod writer;
 #[cfg(feature = "std")]

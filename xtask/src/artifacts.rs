@@ -15,7 +15,8 @@ pub struct Artifacts {
     pub shim: PathBuf,
     /// The kernel ELF (with debug info, used for symbolizing too).
     pub kernel: PathBuf,
-    /// The normal initfs: `version` + `root` (servers/root).
+    /// The normal initfs: `version` + `root` (servers/root) + `manifest` (the compiled
+    /// initfs/system.toml) + each manifest server's ELF under its crate name.
     pub initfs: PathBuf,
     /// The kernel-only initfs: `version`, no `root`, so `test` boots end after the ktests.
     pub initfs_kernel: PathBuf,
@@ -78,8 +79,11 @@ pub fn build(release: bool) -> Result<Artifacts> {
         "building shim, kernel and user programs ({})",
         if release { "release" } else { "debug" }
     ));
+    // The manifest is checked before anything is built; its server crates join the build.
+    let plan = crate::manifest::plan()?;
     let mut crates = vec!["hsync-shim", "hsync-kernel"];
     crates.extend(USER_CRATES);
+    crates.extend(plan.crates.iter().map(String::as_str));
     let dir = cargo_build_target(&crates, release, &[])?;
     step("packing initfs images");
     let read = |name: &str| {
@@ -92,10 +96,20 @@ pub fn build(release: bool) -> Result<Artifacts> {
         write_initfs(&path, files)?;
         Ok(path)
     };
+    let servers = plan
+        .crates
+        .iter()
+        .map(|c| Ok((c.as_str(), read(c)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut normal = vec![
+        ("root", root.as_slice()),
+        (hsync_initfs::manifest::FILE_NAME, plan.table.as_slice()),
+    ];
+    normal.extend(servers.iter().map(|(c, elf)| (*c, elf.as_slice())));
     Ok(Artifacts {
         shim: dir.join("hsync-shim"),
         kernel: dir.join("hsync-kernel"),
-        initfs: pack("initfs.img", &[("root", &root)])?,
+        initfs: pack("initfs.img", &normal)?,
         initfs_kernel: pack("initfs-kernel.img", &[])?,
         initfs_test: pack("initfs-test.img", &[("root", &selftest)])?,
         initfs_bench: pack(

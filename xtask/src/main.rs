@@ -8,6 +8,7 @@ mod artifacts;
 mod bench;
 mod check;
 mod images;
+mod manifest;
 mod new_server;
 mod qemu;
 mod symbolize;
@@ -58,6 +59,13 @@ enum Command {
         /// Number of CPUs.
         #[arg(long, default_value_t = 1)]
         smp: u32,
+    },
+    /// Validate the system manifest (initfs/system.toml, or --check FILE) and print the start
+    /// order and every server's grants; errors name the file, line and column.
+    Manifest {
+        /// Validate this file instead of initfs/system.toml.
+        #[arg(long, value_name = "FILE")]
+        check: Option<std::path::PathBuf>,
     },
     /// Create a server: servers/NAME (from servers/template) and servers/NAME-api (from
     /// servers/template-api) with names substituted, both added to the workspace members, and a
@@ -124,6 +132,7 @@ fn main() -> ExitCode {
             let root = root.unwrap_or_else(artifacts::root);
             new_server::run(&name, &root).map(|_| ExitCode::SUCCESS)
         }
+        Command::Manifest { check } => manifest::run(check.as_deref()).map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
