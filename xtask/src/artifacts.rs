@@ -31,6 +31,30 @@ pub struct Artifacts {
 /// User programs built for [`TARGET`] and packed into initfs images.
 pub const USER_CRATES: &[&str] = &["hsync-root", "hsync-selftest"];
 
+/// Package names of the workspace members under `servers/` (read from the root `Cargo.toml`'s
+/// `members` and each member's `name = "..."`), so a new server needs no list edits in xtask.
+pub fn server_packages() -> Vec<String> {
+    let root = root();
+    let Ok(manifest) = std::fs::read_to_string(root.join("Cargo.toml")) else {
+        return Vec::new();
+    };
+    manifest
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("\"servers/"))
+        .filter_map(|l| l.split('"').next())
+        .filter_map(|dir| {
+            let toml =
+                std::fs::read_to_string(root.join("servers").join(dir).join("Cargo.toml")).ok()?;
+            toml.lines().find_map(|l| {
+                l.trim()
+                    .strip_prefix("name = \"")?
+                    .strip_suffix('"')
+                    .map(str::to_owned)
+            })
+        })
+        .collect()
+}
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -42,6 +42,12 @@ pub fn run() -> Result<()> {
     for p in HOST {
         cmd.args(["-p", p]);
     }
+    for p in crate::artifacts::server_packages()
+        .into_iter()
+        .filter(|p| p.ends_with("-api"))
+    {
+        cmd.args(["-p", &p]);
+    }
     run_checked(cmd.args(["--", "-D", "warnings"]))?;
 
     step(&format!("clippy ({TARGET} crates)"));
@@ -49,6 +55,12 @@ pub fn run() -> Result<()> {
     cmd.current_dir(root()).args(["clippy", "--target", TARGET]);
     for p in BARE {
         cmd.args(["-p", p]);
+    }
+    // Every crate under servers/ (servers, their -api crates, the phase engine) is no_std.
+    for p in crate::artifacts::server_packages() {
+        if !BARE.contains(&p.as_str()) {
+            cmd.args(["-p", &p]);
+        }
     }
     run_checked(cmd.args(["--", "-D", "warnings"]))?;
     step("check passed");

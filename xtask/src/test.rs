@@ -288,7 +288,17 @@ pub fn run(filter: Option<&str>, release: bool) -> Result<ExitCode> {
     let wanted = |name: &str| filter.is_none_or(|f| name.contains(f));
     let mut cases = Vec::new();
 
-    let host: Vec<&str> = HOST_CRATES.iter().copied().filter(|c| wanted(c)).collect();
+    // Protocol crates (`servers/*-api`) hold host-testable encodings: test them too.
+    let apis: Vec<String> = artifacts::server_packages()
+        .into_iter()
+        .filter(|p| p.ends_with("-api"))
+        .collect();
+    let host: Vec<&str> = HOST_CRATES
+        .iter()
+        .copied()
+        .chain(apis.iter().map(String::as_str))
+        .filter(|c| wanted(c))
+        .collect();
     if !host.is_empty() {
         cases.extend(host_tests(&host)?);
     }
