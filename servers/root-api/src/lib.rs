@@ -1,0 +1,468 @@
+//! The `root` protocol — how servers reach root, the supervisor — and the start layout root
+//! gives every server it starts.
+//!
+//! # Start layout
+//!
+//! Root starts each manifest server with these start handles, in this order:
+//!
+//! ```text
+//! exports    E endpoints with RECV, one per manifest export, in manifest order (handle 0 is the
+//!            first export, as servers/template expects)
+//! imports    I endpoints with SEND, each badged with the importer's badge (its index + 1)
+//! resources  R hardware handles, in manifest order: IoPortRange | IrqLine | Frame (MMIO)
+//! root       1 endpoint with SEND to root, badged with the server's badge
+//! ```
+//!
+//! and these start words: `[0]` [`START_MAGIC`], `[1]` the server's index in start order, `[2]`
+//! `E | I << 8 | R << 16`, then one word per import ([`protocol_hash`] of its protocol name),
+//! then two words per resource ([`ResourceKind`] in the top byte of the first word, the first
+//! port / IRQ line / physical base below it; the port count / 0 / size in bytes in the second).
+//! [`Start::take`] reads all of it; a server should not index start handles itself.
+//!
+//! # Protocol
+//!
+//! A server with `ready = true` in the manifest calls [`RootClient::ready`] once it serves;
+//! root starts the next server only then. A client whose server died (its calls fail with
+//! [`ProtocolError::ServerDied`]) calls [`RootClient::connect`] with the protocol name for a
+//! fresh endpoint to the restarted server. The shell uses `status`, `kill` and `restart`.
+#![no_std]
+#![forbid(unsafe_code)]
+
+use libhsync::hw::{IoPortRange, IoPorts, IrqLine};
+pub use libhsync::protocol::{Bytes, Protocol, ProtocolError};
+use libhsync::{AnyHandle, Endpoint, Frame, IpcBuf, StartArgs, kind};
+
+libhsync::wire_enum! {
+    /// Why a `root` request failed.
+    pub enum RootError {
+        /// The caller's manifest entry does not import that protocol (or the caller is not a
+        /// manifest server).
+        NotImported = 1,
+        /// No server has that name or index.
+        NoSuchServer = 2,
+        /// The server is stopped (restart limit reached, killed, or its image is missing).
+        NotRunning = 3,
+        /// Root could not do it (out of memory or handles, or the kernel refused); logged.
+        Failed = 4,
+        /// The caller may not do this (e.g. a server killing root's own bookkeeping).
+        Refused = 5,
+    }
+}
+
+libhsync::protocol! {
+    /// The `root` protocol: ready handshake, reconnection, and supervision for the shell.
+    pub protocol Root {
+        server RootServer;
+        client RootClient;
+        error RootError;
+        /// The caller serves its exports now. Root waits for this from servers with `ready =
+        /// true` before starting the next one. Repeated calls are harmless.
+        fn ready() = 1;
+        /// A fresh `SEND` endpoint (badged with the caller's badge) to the server that exports
+        /// `protocol` to the caller — after that server was restarted, say.
+        fn connect(protocol: &str) -> Endpoint = 2;
+        /// Server number `index` in start order: a [`ServerStatus`] encoded with
+        /// [`ServerStatus::encode`]. [`RootError::NoSuchServer`] past the last one.
+        fn status(index: u64) -> Bytes = 3;
+        /// Kills the server called `name` and leaves it stopped.
+        fn kill(name: &str) = 4;
+        /// Kills (if running) and starts again the server called `name` (not counted against
+        /// its restart limit).
+        fn restart(name: &str) = 5;
+    }
+}
+
+/// The caller's error type for every operation.
+pub type Error = ProtocolError<RootError>;
+
+/// A server's state as root sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    /// Not started yet (boot has not reached it).
+    Pending = 0,
+    /// Started; root waits for its ready message.
+    Starting = 1,
+    /// Running (ready, or started without a ready handshake).
+    Running = 2,
+    /// Stopped for good: killed, exited, or faulted past its restart limit.
+    Stopped = 3,
+    /// Never started: its image is missing or an exporter it imports from is not running.
+    Missing = 4,
+}
+
+impl State {
+    /// The state for its wire byte.
+    pub fn from_u8(b: u8) -> Option<State> {
+        Some(match b {
+            0 => State::Pending,
+            1 => State::Starting,
+            2 => State::Running,
+            3 => State::Stopped,
+            4 => State::Missing,
+            _ => return None,
+        })
+    }
+
+    /// A short lowercase name (`ps` output).
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Stopped => "stopped",
+            State::Missing => "missing",
+        }
+    }
+}
+
+/// Longest server name in a [`ServerStatus`] (as the manifest allows).
+pub const MAX_NAME: usize = 64;
+
+/// One server, as `status` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerStatus {
+    /// Index in start order.
+    pub index: u16,
+    /// State.
+    pub state: State,
+    /// Scheduling priority (0..=31).
+    pub priority: u8,
+    /// Restarts after faults or exits so far.
+    pub restarts: u16,
+    /// Faults so far.
+    pub faults: u16,
+    name: [u8; MAX_NAME],
+    name_len: u8,
+}
+
+/// Bytes before the name in an encoded [`ServerStatus`].
+const STATUS_HEADER: usize = 8;
+
+impl ServerStatus {
+    /// A status; `name` is cut to [`MAX_NAME`] bytes (on a character boundary).
+    pub fn new(
+        index: u16,
+        name: &str,
+        state: State,
+        priority: u8,
+        restarts: u16,
+        faults: u16,
+    ) -> Self {
+        let mut cut = name.len().min(MAX_NAME);
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let mut buf = [0u8; MAX_NAME];
+        buf[..cut].copy_from_slice(&name.as_bytes()[..cut]);
+        ServerStatus {
+            index,
+            state,
+            priority,
+            restarts,
+            faults,
+            name: buf,
+            name_len: cut as u8,
+        }
+    }
+
+    /// The server's name.
+    pub fn name(&self) -> &str {
+        core::str::from_utf8(&self.name[..usize::from(self.name_len)]).unwrap_or("?")
+    }
+
+    /// Wire form: index u16, state u8, priority u8, restarts u16, faults u16, then the name.
+    pub fn encode(&self) -> Bytes {
+        let mut b = Bytes::new();
+        b.extend(&self.index.to_le_bytes());
+        b.extend(&[self.state as u8, self.priority]);
+        b.extend(&self.restarts.to_le_bytes());
+        b.extend(&self.faults.to_le_bytes());
+        b.extend(&self.name[..usize::from(self.name_len)]);
+        b
+    }
+
+    /// Reads [`ServerStatus::encode`]'s form; `None` for anything else.
+    pub fn decode(bytes: &[u8]) -> Option<ServerStatus> {
+        let h = bytes.get(..STATUS_HEADER)?;
+        let name = core::str::from_utf8(bytes.get(STATUS_HEADER..)?).ok()?;
+        if name.len() > MAX_NAME {
+            return None;
+        }
+        Some(ServerStatus::new(
+            u16::from_le_bytes([h[0], h[1]]),
+            name,
+            State::from_u8(h[2])?,
+            h[3],
+            u16::from_le_bytes([h[4], h[5]]),
+            u16::from_le_bytes([h[6], h[7]]),
+        ))
+    }
+}
+
+/// Start word 0 of a server root started.
+pub const START_MAGIC: u64 = u64::from_le_bytes(*b"HSYNCSRV");
+/// Words before the import hashes.
+pub const START_HEADER_WORDS: usize = 3;
+
+/// What a resource start handle is (top byte of its first start word).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ResourceKind {
+    /// An `IoPortRange`; the words give first port and count.
+    IoPorts = 1,
+    /// An `IrqLine`; the first word gives the IRQ.
+    Irq = 2,
+    /// A device `Frame`; the words give physical base and size.
+    Mmio = 3,
+}
+
+/// FNV-1a (64-bit) of a protocol name: how start words name imports.
+pub const fn protocol_hash(name: &str) -> u64 {
+    let b = name.as_bytes();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < b.len() {
+        h ^= b[i] as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    h
+}
+
+/// Packs the first word of a resource: kind in the top byte, `a` (< 2^56) below.
+pub const fn resource_word(kind: ResourceKind, a: u64) -> u64 {
+    ((kind as u64) << 56) | (a & ((1 << 56) - 1))
+}
+
+/// Most start handles a server has (libhsync's limit).
+pub const MAX_START_HANDLES: usize = libhsync::process::CHILD_MAX_HANDLES;
+
+/// A resource root granted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResourceInfo {
+    /// What it is.
+    pub kind: ResourceKind,
+    /// First port, IRQ line, or physical base.
+    pub a: u64,
+    /// Port count, 0, or size in bytes.
+    pub b: u64,
+}
+
+/// Everything root gave a server at start, taken out of its [`StartArgs`] (so `args.ipc` stays
+/// free for serving). Each handle can be taken once.
+pub struct Start {
+    /// The server's index in start order (its badge is `index + 1`).
+    pub index: u64,
+    exports: usize,
+    imports: usize,
+    resources: usize,
+    words: [u64; libhsync::process::CHILD_MAX_WORDS],
+    handles: [Option<AnyHandle>; MAX_START_HANDLES],
+}
+
+impl Start {
+    /// Reads the start layout; `None` when the process was not started by root with it (or
+    /// the counts do not fit what was granted).
+    pub fn take(args: &mut StartArgs) -> Option<Start> {
+        if args.word(0)? != START_MAGIC {
+            return None;
+        }
+        let index = args.word(1)?;
+        let counts = args.word(2)?;
+        let exports = (counts & 0xff) as usize;
+        let imports = ((counts >> 8) & 0xff) as usize;
+        let resources = ((counts >> 16) & 0xff) as usize;
+        let nhandles = exports + imports + resources + 1;
+        if nhandles > args.handles() || START_HEADER_WORDS + imports + 2 * resources > args.words()
+        {
+            return None;
+        }
+        let mut words = [0u64; libhsync::process::CHILD_MAX_WORDS];
+        for (i, w) in words.iter_mut().enumerate().take(args.words()) {
+            *w = args.word(i)?;
+        }
+        let mut handles: [Option<AnyHandle>; MAX_START_HANDLES] = Default::default();
+        for (i, h) in handles.iter_mut().enumerate().take(nhandles) {
+            *h = args.take_handle::<kind::Any>(i);
+        }
+        Some(Start {
+            index,
+            exports,
+            imports,
+            resources,
+            words,
+            handles,
+        })
+    }
+
+    /// The server's badge as its clients' servers see it.
+    pub fn badge(&self) -> u64 {
+        self.index + 1
+    }
+
+    fn take_at<K: kind::Kind>(&mut self, i: usize) -> Option<libhsync::Handle<K>> {
+        self.handles
+            .get_mut(i)?
+            .take()
+            .map(|h| h.retype_unchecked())
+    }
+
+    /// Export number `i` (manifest order): the endpoint to serve, with `RECV`.
+    pub fn export(&mut self, i: usize) -> Option<Endpoint> {
+        if i >= self.exports {
+            return None;
+        }
+        self.take_at(i)
+    }
+
+    /// The endpoint for the imported `protocol` (badged `SEND`), once.
+    pub fn import(&mut self, protocol: &str) -> Option<Endpoint> {
+        let hash = protocol_hash(protocol);
+        let i = (0..self.imports).find(|&i| self.words[START_HEADER_WORDS + i] == hash)?;
+        self.take_at(self.exports + i)
+    }
+
+    /// Number of resources granted.
+    pub fn resources(&self) -> usize {
+        self.resources
+    }
+
+    /// What resource `i` is.
+    pub fn resource_info(&self, i: usize) -> Option<ResourceInfo> {
+        if i >= self.resources {
+            return None;
+        }
+        let at = START_HEADER_WORDS + self.imports + 2 * i;
+        let w = self.words[at];
+        let kind = match w >> 56 {
+            1 => ResourceKind::IoPorts,
+            2 => ResourceKind::Irq,
+            3 => ResourceKind::Mmio,
+            _ => return None,
+        };
+        Some(ResourceInfo {
+            kind,
+            a: w & ((1 << 56) - 1),
+            b: self.words[at + 1],
+        })
+    }
+
+    fn resource_handle<K: kind::Kind>(
+        &mut self,
+        i: usize,
+        want: ResourceKind,
+    ) -> Option<(libhsync::Handle<K>, ResourceInfo)> {
+        let info = self.resource_info(i).filter(|r| r.kind == want)?;
+        let h = self.take_at(self.exports + self.imports + i)?;
+        Some((h, info))
+    }
+
+    /// The `n`-th I/O port range granted (counting only port ranges), with its first port and
+    /// count.
+    pub fn io_port_range(&mut self, n: usize) -> Option<(IoPortRange, u16, u32)> {
+        let i = self.nth(ResourceKind::IoPorts, n)?;
+        let (h, r) = self.resource_handle(i, ResourceKind::IoPorts)?;
+        Some((h, u16::try_from(r.a).ok()?, u32::try_from(r.b).ok()?))
+    }
+
+    /// The `n`-th I/O port range, enabled for this process ([`IoPorts::enable`]).
+    pub fn io_ports(&mut self, n: usize) -> Option<Result<IoPorts, libhsync::Error>> {
+        let (range, base, count) = self.io_port_range(n)?;
+        Some(IoPorts::enable(range, base, count))
+    }
+
+    /// The `n`-th IRQ line granted, with its IRQ number.
+    pub fn irq(&mut self, n: usize) -> Option<(IrqLine, u64)> {
+        let i = self.nth(ResourceKind::Irq, n)?;
+        let (h, r) = self.resource_handle(i, ResourceKind::Irq)?;
+        Some((h, r.a))
+    }
+
+    /// The `n`-th MMIO frame granted, with its physical base and size.
+    pub fn mmio(&mut self, n: usize) -> Option<(Frame, u64, u64)> {
+        let i = self.nth(ResourceKind::Mmio, n)?;
+        let (h, r) = self.resource_handle(i, ResourceKind::Mmio)?;
+        Some((h, r.a, r.b))
+    }
+
+    fn nth(&self, kind: ResourceKind, n: usize) -> Option<usize> {
+        (0..self.resources)
+            .filter(|&i| self.resource_info(i).is_some_and(|r| r.kind == kind))
+            .nth(n)
+    }
+
+    /// A client for root (badged with this server's badge), once.
+    pub fn root(&mut self) -> Option<RootClient> {
+        let i = self.exports + self.imports + self.resources;
+        self.take_at::<kind::Endpoint>(i).map(RootClient::new)
+    }
+}
+
+/// Reports ready to root (the handshake), logging — not panicking — when it fails.
+pub fn report_ready(root: &RootClient, ipc: &mut IpcBuf) -> bool {
+    match root.ready(ipc) {
+        Ok(()) => true,
+        Err(e) => {
+            log::warn!("ready handshake with root failed: {e}");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_stable() {
+        assert_eq!(Root::NAME, "Root");
+        assert_eq!(
+            Root::OPS,
+            &[
+                ("ready", 1),
+                ("connect", 2),
+                ("status", 3),
+                ("kill", 4),
+                ("restart", 5)
+            ]
+        );
+    }
+
+    #[test]
+    fn status_round_trips_and_rejects_garbage() {
+        let s = ServerStatus::new(3, "serial", State::Running, 24, 2, 1);
+        let b = s.encode();
+        assert_eq!(ServerStatus::decode(b.as_slice()), Some(s));
+        assert_eq!(ServerStatus::decode(&[]), None);
+        assert_eq!(ServerStatus::decode(&[0, 0, 9, 0, 0, 0, 0, 0]), None); // bad state
+        assert_eq!(ServerStatus::decode(&[0, 0, 2, 0, 0, 0, 0, 0, 0xff]), None); // bad UTF-8
+        let long = [b'a'; 100];
+        let mut enc = [0u8; 108];
+        enc[2] = 2;
+        enc[8..].copy_from_slice(&long);
+        assert_eq!(ServerStatus::decode(&enc), None);
+        assert_eq!(
+            ServerStatus::new(
+                0,
+                core::str::from_utf8(&long).unwrap(),
+                State::Stopped,
+                0,
+                0,
+                0
+            )
+            .name()
+            .len(),
+            MAX_NAME
+        );
+    }
+
+    #[test]
+    fn hashes_and_resource_words() {
+        assert_ne!(protocol_hash("serial"), protocol_hash("vga"));
+        assert_eq!(protocol_hash(""), 0xcbf2_9ce4_8422_2325);
+        let w = resource_word(ResourceKind::Mmio, 0xB8000);
+        assert_eq!(w >> 56, 3);
+        assert_eq!(w & ((1 << 56) - 1), 0xB8000);
+    }
+}
