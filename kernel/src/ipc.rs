@@ -9,8 +9,9 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use hsync_abi::{Error, Handle, IpcBuffer, MsgInfo, REG_MSG_WORDS};
+use hsync_abi::{Error, Handle, IpcBuffer, MsgInfo, REG_MSG_WORDS, Rights};
 
+use crate::arch::UserRegs;
 use crate::object::thread::{Block, Msg, SendMsg, State, Wake};
 use crate::object::{Endpoint, KObject, ReplyCap, Thread};
 use crate::sched;
@@ -319,4 +320,155 @@ pub fn reply_recv(
         }
     }
     recv(me, ep, true)
+}
+
+/// `MsgInfo` bits 0..16 (words, handles, reserved) of a message the fast path takes: at most
+/// [`REG_MSG_WORDS`] words, no handles, reserved bits clear — i.e. the low 16 bits ≤ 4.
+const FAST_INFO_MASK: u64 = 0xffff;
+
+/// Writes a blocking IPC call's result into the caller's saved registers.
+fn write_result(regs: &mut UserRegs, r: Result<Out, Error>) {
+    let out = match r {
+        Ok(out) => {
+            regs.rax = 0;
+            out
+        }
+        Err(e) => {
+            regs.rax = e as u64;
+            [0; 6]
+        }
+    };
+    [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = out;
+}
+
+/// The `ipc_call` fast path: a register-only message through an endpoint handle with `SEND`
+/// to a receiver already waiting. One handle lookup, the endpoint lock once, the receiver gets
+/// the message and the reply right (the caller's own reference, moved), and the CPU goes
+/// straight to it ([`sched::direct_switch`]). Returns `false`, having changed nothing, when
+/// any condition does not hold; the slow path then handles the call (and its errors).
+pub fn fast_call(regs: &mut UserRegs) -> bool {
+    let info = regs.rsi;
+    if info & FAST_INFO_MASK > REG_MSG_WORDS as u64 {
+        return false;
+    }
+    sched::with_current(|me| {
+        let Some(p) = me.process.as_ref() else {
+            return false;
+        };
+        let (rx, badge) = {
+            let table = p.handles.lock();
+            let Ok(e) = table.entry(Handle::from_raw(regs.rdi)) else {
+                return false;
+            };
+            let KObject::Endpoint(ep) = e.object() else {
+                return false;
+            };
+            if !e.rights().allows(Rights::SEND) {
+                return false;
+            }
+            let mut q = ep.queues.lock();
+            if q.recv_handles == 0 || q.receivers.is_empty() {
+                return false;
+            }
+            // A killed thread takes the slow path, which ends it.
+            let mut mi = me.inner.lock();
+            if mi.killed {
+                return false;
+            }
+            let Some(rx) = q.receivers.pop_front() else {
+                return false;
+            };
+            mi.state = State::Blocked(Block::Reply);
+            mi.wake = Wake::None;
+            (rx, e.badge())
+        };
+        let msg = Msg {
+            badge,
+            info,
+            w: [regs.rdx, regs.r10, regs.r8, regs.r9],
+        };
+        let w = sched::direct_switch(rx, |rx, me| {
+            let mut ri = rx.inner.lock();
+            let old_state = core::mem::replace(&mut ri.state, State::Running);
+            ri.wake = Wake::Msg(msg);
+            let old_pending = ri.pending.replace(ReplyCap::new(me));
+            (old_state, old_pending)
+        });
+        write_result(regs, call_result(w));
+        true
+    })
+}
+
+/// The `ipc_reply_recv` fast path: the pending caller is still waiting for the reply, the
+/// message is register-only, and no sender is queued on the endpoint (a handle with `RECV`).
+/// The reply goes into the caller's state, this thread joins the endpoint's receivers, and the
+/// CPU goes straight to the caller. Returns `false`, having changed nothing, otherwise.
+pub fn fast_reply_recv(regs: &mut UserRegs) -> bool {
+    let info = regs.rsi;
+    if info & FAST_INFO_MASK > REG_MSG_WORDS as u64 {
+        return false;
+    }
+    sched::with_current(|me| {
+        let Some(p) = me.process.as_ref() else {
+            return false;
+        };
+        let ep = {
+            let table = p.handles.lock();
+            let Ok(e) = table.entry(Handle::from_raw(regs.rdi)) else {
+                return false;
+            };
+            let KObject::Endpoint(ep) = e.object() else {
+                return false;
+            };
+            if !e.rights().allows(Rights::RECV) {
+                return false;
+            }
+            ep.clone()
+        };
+        {
+            let mut q = ep.queues.lock();
+            if !q.senders.is_empty() || q.receivers.try_reserve(1).is_err() {
+                return false;
+            }
+        }
+        let cap = {
+            let mut mi = me.inner.lock();
+            if mi.killed {
+                return false;
+            }
+            let Some(cap) = mi.pending.take() else {
+                return false;
+            };
+            mi.wake = Wake::None;
+            cap
+        };
+        let msg = Msg {
+            badge: 0,
+            info,
+            w: [regs.rdx, regs.r10, regs.r8, regs.r9],
+        };
+        let waiting = cap.caller().is_some_and(|c| {
+            let mut ci = c.inner.lock();
+            if !matches!(ci.state, State::Blocked(Block::Reply)) {
+                return false;
+            }
+            ci.state = State::Running;
+            ci.wake = Wake::Msg(msg);
+            true
+        });
+        if !waiting {
+            // A caller killed meanwhile: the slow path skips it and receives.
+            me.inner.lock().pending = Some(cap);
+            return false;
+        }
+        let Some(caller) = cap.into_caller() else {
+            return false;
+        };
+        let w = sched::direct_switch(caller, |_, me_arc| {
+            ep.queues.lock().receivers.push_back(me_arc);
+            core::mem::replace(&mut me.inner.lock().state, State::Blocked(Block::Recv(ep)))
+        });
+        write_result(regs, recv_result(w));
+        true
+    })
 }

@@ -118,7 +118,11 @@ fn publish_current(t: &Arc<Thread>) {
 }
 
 /// Runs `f` on the running thread without taking the CPU lock or a reference.
-fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> R {
+///
+/// `f` may block the thread (the IPC fast path switches away inside it): a thread that is not
+/// running is kept alive by whatever holds its reference (a run queue, a wait structure, a
+/// reply right), and `f` continues only when it runs again.
+pub fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> R {
     let ptr = arch::cpu_local().current() as *const Thread;
     if ptr.is_null() {
         panic!("sched::current before sched::init");
@@ -127,7 +131,8 @@ fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> R {
     // `cpu.current` changes), and `cpu.current` holds a strong reference for as long as the
     // thread runs. We are that thread, on this CPU, with interrupts off: it cannot stop being
     // current (and be freed) before `f` returns, because freeing happens only after a switch
-    // away from it, which `f` does not do.
+    // away from it; if `f` switches away, the reference moved to the wait structure keeps the
+    // thread alive until it is current again and `f` resumes.
     f(unsafe { &*ptr })
 }
 
@@ -221,6 +226,52 @@ pub fn switch_to_blocked(block: Block, next: Arc<Thread>) -> Wake {
         return Wake::Err(Error::PeerDied);
     }
     switch(false, Some(next));
+    take_wake()
+}
+
+/// The IPC fast path's switch (`crate::ipc::fast_call`, `crate::ipc::fast_reply_recv`): makes
+/// `next` the running thread, with no run-queue pass, no allocation and no reference count
+/// change. The caller has already blocked the current thread (its state says where it waits)
+/// and set `next`'s state and wake result, or does so in `park`.
+///
+/// `park(next, outgoing)` runs under the CPU lock (lock order: CPU, then thread and endpoint
+/// locks) and moves the outgoing thread's reference to where its `Block` says it waits (a
+/// reply right, an endpoint queue). Whatever it returns is dropped after the CPU lock is
+/// released (an old reply right, an old `Block`), so such drops may wake threads. Returns
+/// what woke the current thread when it runs again.
+pub fn direct_switch<D>(next: Arc<Thread>, park: impl FnOnce(&Thread, Arc<Thread>) -> D) -> Wake {
+    let to = next.ctx_ptr();
+    let kstack = next.kstack_top();
+    let cr3 = next.cr3();
+    crate::hw::switch_io(&next);
+    let mut cpu = this_cpu().lock();
+    publish_current(&next);
+    let Some(cur) = cpu.current.replace(next) else {
+        panic!("sched::direct_switch before sched::init");
+    };
+    let from = cur.ctx_ptr();
+    cpu.ticks_left = SLICE_TICKS;
+    cpu.need_resched = false;
+    let load = cpu.loaded_cr3 != cr3;
+    cpu.loaded_cr3 = cr3;
+    let parked = match cpu.current.as_deref() {
+        Some(next) => park(next, cur),
+        None => unreachable!("current was just set"),
+    };
+    drop(cpu);
+    drop(parked);
+    if kstack != 0 {
+        arch::set_kernel_stack(kstack);
+    }
+    if load {
+        // SAFETY: as in `switch`: every process PML4 maps the kernel half.
+        unsafe { arch::load_address_space(cr3) };
+    }
+    // SAFETY: as in `switch`. The outgoing thread stays alive while switched out: `park` moved
+    // its reference into a wait structure (a reply right or an endpoint queue), which only a
+    // wake-up (that runs it again) or a kill (that makes it ready) takes it out of.
+    unsafe { arch::switch_context(from, to) };
+    finish_switch();
     take_wake()
 }
 

@@ -35,6 +35,17 @@ enum Next {
 /// May block (switching to another thread) before returning; never returns for the exit
 /// calls or when the thread was killed meanwhile.
 pub fn handle(regs: &mut UserRegs) {
+    // The IPC fast paths (docs/ipc.md): straight-line handoff to a waiting peer, or `false`
+    // with nothing changed and the general path below takes the call.
+    let fast = match regs.rax {
+        n if n == Sysnum::IpcCall as u64 => ipc::fast_call(regs),
+        n if n == Sysnum::IpcReplyRecv as u64 => ipc::fast_reply_recv(regs),
+        _ => false,
+    };
+    if fast {
+        sched::syscall_exit();
+        return;
+    }
     let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
     let next = match Sysnum::try_from(regs.rax) {
         // The two cheapest calls skip the context lookup.

@@ -57,6 +57,7 @@ impl Msg {
         self.regs.get(i).copied().unwrap_or(0)
     }
 
+    #[inline(always)]
     fn args(&self, first: u64) -> [u64; 6] {
         [
             first,
@@ -68,6 +69,7 @@ impl Msg {
         ]
     }
 
+    #[inline(always)]
     fn from_out(out: &[u64; 6]) -> Result<Msg, Error> {
         Ok(Msg {
             info: MsgInfo::from_raw(out[1])?,
@@ -86,6 +88,7 @@ pub struct Received {
 }
 
 impl Received {
+    #[inline(always)]
     fn from_out(out: &[u64; 6]) -> Result<Received, Error> {
         Ok(Received {
             badge: out[0],
@@ -212,6 +215,7 @@ impl Endpoint {
     /// Sends `msg` and waits for the reply (`ipc_call`).
     ///
     /// Recoverable errors: [`Error::PeerDied`] when the server died or dropped the reply right.
+    #[inline(always)]
     pub fn call(&self, msg: Msg) -> Result<Msg, Error> {
         let out = sys::pure(Sysnum::IpcCall, msg.args(self.raw().raw()))?;
         Msg::from_out(&out)
@@ -241,6 +245,7 @@ impl Endpoint {
 
     /// Answers the pending caller with `reply` and waits for the next message
     /// (`ipc_reply_recv`): a server loop's one system call.
+    #[inline(always)]
     pub fn reply_recv(&self, reply: Msg) -> Result<Received, Error> {
         let out = sys::pure(Sysnum::IpcReplyRecv, reply.args(self.raw().raw()))?;
         Received::from_out(&out)

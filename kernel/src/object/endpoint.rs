@@ -119,6 +119,19 @@ impl ReplyCap {
     }
 }
 
+impl ReplyCap {
+    /// The caller this right answers (the IPC fast path checks its state before committing).
+    pub fn caller(&self) -> Option<&Arc<Thread>> {
+        self.caller.as_ref()
+    }
+
+    /// Consumes the right without waking the caller: the IPC fast path, which has already
+    /// delivered the reply into the caller's state, switches to it.
+    pub fn into_caller(mut self) -> Option<Arc<Thread>> {
+        self.caller.take()
+    }
+}
+
 impl Drop for ReplyCap {
     fn drop(&mut self) {
         if let Some(caller) = self.caller.take() {
