@@ -1,0 +1,221 @@
+//! `hsync-vga-probe`: the QEMU check of the vga server (`cargo xtask test --filter vga`).
+//!
+//! It runs as root of a test initfs holding itself and `hsync-vga`. It creates the grants the
+//! manifest gives vga (the text buffer frame at 0xB8000, the CRTC ports), starts the server
+//! with root's start layout (`hsync_root_api::Start`), answers its ready handshake, then
+//! drives it through the protocol and prints one `[vga] pass NAME` / `[vga] fail NAME: why` line
+//! per check and `[vga] done passed=P failed=F`. It then leaves a known screen in place for
+//! xtask, which reads the text buffer through the QEMU monitor (`pmemsave`) and compares it:
+//! row 0 `line 1` (light grey on black), row 10 `HSYNC-OS vga probe: hello, screen` (yellow
+//! on blue), cell (79, 24) `#` with attribute 0x4F.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+use core::fmt::Display;
+
+use hsync_abi::DeviceCache;
+use hsync_root_api::{ResourceKind, RootError, RootServer, START_MAGIC, resource_word};
+use hsync_vga_api::{Color, Mode, ProtocolError, VgaClient, VgaError};
+use libhsync::hw::HwAuthority;
+use libhsync::process::{Image, Spawn};
+use libhsync::protocol::Message;
+use libhsync::{Endpoint, Info, IpcBuf, Notification, Rights, StartArgs};
+
+libhsync::entry!(main);
+
+const TEXT_BASE: u64 = 0xB8000;
+const TEXT_SIZE: u64 = 0x8000;
+const CRTC: u16 = 0x3D4;
+
+/// Root's side of the handshake: only `ready` is expected from vga.
+struct FakeRoot {
+    ready: bool,
+}
+
+impl RootServer for FakeRoot {
+    fn ready(&mut self, _badge: u64) -> Result<(), RootError> {
+        self.ready = true;
+        Ok(())
+    }
+    fn connect(&mut self, _badge: u64, _protocol: &str) -> Result<Endpoint, RootError> {
+        Err(RootError::Refused)
+    }
+    fn status(&mut self, _badge: u64, _index: u64) -> Result<hsync_root_api::Bytes, RootError> {
+        Err(RootError::Refused)
+    }
+    fn kill(&mut self, _badge: u64, _name: &str) -> Result<(), RootError> {
+        Err(RootError::Refused)
+    }
+    fn restart(&mut self, _badge: u64, _name: &str) -> Result<(), RootError> {
+        Err(RootError::Refused)
+    }
+}
+
+/// Receives and answers one request on `ep`.
+fn answer_one(ep: &Endpoint, ipc: &mut IpcBuf, root: &mut FakeRoot) -> Result<(), libhsync::Error> {
+    let got = ep.recv()?;
+    let mut req = Message::receive(&got.msg, ipc);
+    let rep = root.dispatch(got.badge, &mut req);
+    let msg = rep.load(ipc)?;
+    libhsync::ipc::reply(msg)
+}
+
+struct Tally {
+    passed: u32,
+    failed: u32,
+}
+
+impl Tally {
+    fn check(&mut self, name: &str, ok: bool, why: impl Display) {
+        if ok {
+            self.passed += 1;
+            libhsync::println!("[vga] pass {name}");
+        } else {
+            self.failed += 1;
+            libhsync::println!("[vga] fail {name}: {why}");
+        }
+    }
+}
+
+fn start_vga(args: &StartArgs, ep: &Endpoint, root_ep: &Endpoint) -> Result<(), &'static str> {
+    let archive = args
+        .initfs()
+        .and_then(|i| hsync_initfs::Archive::parse(i).ok())
+        .ok_or("no initfs")?;
+    let elf = archive
+        .get("hsync-vga")
+        .ok_or("no hsync-vga in the initfs")?;
+    let image = Image::from_bytes(elf).map_err(|_| "bad hsync-vga ELF")?;
+    let auth = HwAuthority::root().ok_or("no hardware authority")?;
+    let frame = auth
+        .frame_create_physical(TEXT_BASE, TEXT_SIZE, DeviceCache::Uncached)
+        .map_err(|_| "frame_create_physical")?;
+    let ports = auth.ioport_create(CRTC, 2).map_err(|_| "ioport_create")?;
+    let all = |i: Result<Info, libhsync::Error>| i.map(|i| i.rights);
+    let spawn = Spawn::new(&image, "vga")
+        .priority(20)
+        .word(START_MAGIC)
+        .word(0)
+        .word(1 | (2 << 16))
+        .word(resource_word(ResourceKind::IoPorts, CRTC.into()))
+        .word(2)
+        .word(resource_word(ResourceKind::Mmio, TEXT_BASE))
+        .word(TEXT_SIZE)
+        .handle(ep, all(ep.inspect()).map_err(|_| "inspect")?)
+        .and_then(|s| s.handle(&ports, all(ports.inspect())?))
+        .and_then(|s| s.handle(&frame, all(frame.inspect())?))
+        .and_then(|s| s.handle(root_ep, Rights::SEND | Rights::TRANSFER))
+        .map_err(|_| "granting handles")?;
+    spawn.start().map_err(|_| "spawn")?;
+    Ok(())
+}
+
+fn main(mut args: StartArgs) -> i32 {
+    libhsync::println!("[vga] probe: starting hsync-vga");
+    let (Ok(ep), Ok(root_ep)) = (Endpoint::create(), Endpoint::create()) else {
+        libhsync::println!("[vga] fail setup: endpoint_create");
+        return 1;
+    };
+    if let Err(e) = start_vga(&args, &ep, &root_ep) {
+        libhsync::println!("[vga] fail setup: {e}");
+        return 1;
+    }
+    let mut t = Tally {
+        passed: 0,
+        failed: 0,
+    };
+    let mut root = FakeRoot { ready: false };
+    let r = answer_one(&root_ep, &mut args.ipc, &mut root);
+    t.check(
+        "ready_handshake",
+        r.is_ok() && root.ready,
+        format_args!("{r:?}"),
+    );
+
+    let vga = VgaClient::new(ep);
+    let ipc = &mut args.ipc;
+    let info = vga.info(ipc);
+    t.check(
+        "info_text_mode",
+        info == Ok((Mode::Text, 80, 25)),
+        format_args!("{info:?}"),
+    );
+    let r = vga.clear(ipc);
+    t.check("clear", r.is_ok(), format_args!("{r:?}"));
+    let r = vga.write(ipc, b"line 0\nline 1\n");
+    t.check("write", r == Ok(14), format_args!("{r:?}"));
+    let r = vga.scroll(ipc, 1);
+    t.check("scroll", r.is_ok(), format_args!("{r:?}"));
+    let c = vga.get_cell(ipc, 0, 0);
+    t.check(
+        "scrolled_cell",
+        c == Ok((b'l', 0x07)),
+        format_args!("{c:?}"),
+    );
+    let c = vga.get_cell(ipc, 5, 0);
+    t.check(
+        "scrolled_text",
+        c == Ok((b'1', 0x07)),
+        format_args!("{c:?}"),
+    );
+    let c = vga.cursor(ipc);
+    t.check("cursor_after_write", c == Ok((0, 2)), format_args!("{c:?}"));
+
+    let r = vga
+        .set_cursor(ipc, 0, 10)
+        .and_then(|()| vga.set_color(ipc, Color::Yellow, Color::Blue))
+        .and_then(|()| vga.write(ipc, b"HSYNC-OS vga probe: hello, screen"));
+    t.check("colour_text", r == Ok(33), format_args!("{r:?}"));
+    let c = vga.cursor(ipc);
+    t.check("cursor_moves", c == Ok((33, 10)), format_args!("{c:?}"));
+    let r = vga.set_color(ipc, Color::LightGray, Color::Black);
+    t.check("set_color", r.is_ok(), format_args!("{r:?}"));
+
+    let r = vga.put_cell(ipc, 79, 24, b'#', 0x4F);
+    let c = vga.get_cell(ipc, 79, 24);
+    t.check(
+        "put_cell",
+        r.is_ok() && c == Ok((b'#', 0x4F)),
+        format_args!("{r:?} {c:?}"),
+    );
+    let r = vga.put_cells(ipc, 0, 20, b"w\x0Aa\x0Av\x0Ae\x0A");
+    let c = vga.get_cell(ipc, 3, 20);
+    t.check(
+        "put_cells",
+        r.is_ok() && c == Ok((b'e', 0x0A)),
+        format_args!("{r:?} {c:?}"),
+    );
+
+    let out = Err(ProtocolError::App(VgaError::OutOfRange));
+    let r = vga.put_cell(ipc, 80, 0, b'!', 7);
+    t.check("put_cell_out_of_range", r == out, format_args!("{r:?}"));
+    let r = vga.set_cursor(ipc, 0, 25);
+    t.check("set_cursor_out_of_range", r == out, format_args!("{r:?}"));
+    let r = vga.scroll(ipc, 26);
+    t.check("scroll_out_of_range", r == out, format_args!("{r:?}"));
+    let r = vga.put_pixel(ipc, 0, 0, 0xFFFFFF);
+    t.check(
+        "pixels_not_in_text_mode",
+        r == Err(ProtocolError::App(VgaError::NotSupported)),
+        format_args!("{r:?}"),
+    );
+    // The server is still there after the rejected requests.
+    let c = vga.get_cell(ipc, 0, 10);
+    t.check(
+        "still_serving",
+        c == Ok((b'H', 0x1E)),
+        format_args!("{c:?}"),
+    );
+
+    libhsync::println!("[vga] done passed={} failed={}", t.passed, t.failed);
+    // Keep the screen (and the server) as they are until xtask has read the buffer.
+    let Ok(park) = Notification::create() else {
+        return 1;
+    };
+    loop {
+        if park.wait().is_err() {
+            return 1;
+        }
+    }
+}
