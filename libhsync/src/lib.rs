@@ -37,6 +37,7 @@ pub mod fault;
 pub mod handle;
 pub mod hw;
 pub mod ipc;
+pub mod logsink;
 pub mod memory;
 pub mod process;
 pub mod protocol;

@@ -82,7 +82,8 @@ pub fn print_line(args: fmt::Arguments<'_>) {
     let _ = crate::sysinfo::debug_log(line.as_bytes());
 }
 
-/// The `log` backend: one debug-log line per record, `LEVEL target: message`.
+/// The `log` backend: one line per record, `LEVEL target: message`, to the serial server when
+/// [`crate::logsink`] has its endpoint, else to the debug log.
 struct DebugLogger;
 
 impl log::Log for DebugLogger {
@@ -91,12 +92,19 @@ impl log::Log for DebugLogger {
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        print_line(format_args!(
+        let mut line = LineBuf::new();
+        let _ = write!(
+            line,
             "{:<5} {}: {}",
             record.level(),
             record.target(),
             record.args()
-        ));
+        );
+        // The serial server when this process opted in (`logsink::set_endpoint`), else the
+        // kernel's debug log.
+        if !crate::logsink::write_line(line.as_bytes()) {
+            let _ = crate::sysinfo::debug_log(line.as_bytes());
+        }
     }
 
     fn flush(&self) {}
