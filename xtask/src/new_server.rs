@@ -161,16 +161,15 @@ fn add_members(text: &str, name: &str) -> Result<String> {
 
 /// The `[server.NAME]` table appended to `initfs/system.toml` (format: docs/manifest.md).
 fn manifest_entry(name: &str) -> String {
-    // TODO(root): drop `ready = false` once root's ready handshake exists and the template
-    // sends it; until then root must not wait for a message the server never sends.
+    // The template reports ready to root (hsync_root_api), so root may wait for it (the
+    // default `ready = true`).
     format!(
         "\n[server.{name}]\n\
          # Created by `cargo xtask new-server {name}`: serves the `{name}` protocol\n\
          # (servers/{name}-api). Grant hardware here (io-ports, irqs, mmio) if it needs any.\n\
          priority = 16\n\
          exports = [\"{name}\"]\n\
-         restart = \"on-fault\"\n\
-         ready = false\n"
+         restart = \"on-fault\"\n"
     )
 }
 

@@ -16,6 +16,8 @@ use crate::qemu::{self, Boot, Captured, Machine, Module, Outcome};
 use crate::symbolize::Symbolizer;
 use crate::tools::{cargo, step};
 
+mod system;
+
 /// Host crates with unit tests (the arch-free logic).
 const HOST_CRATES: &[&str] = &[
     "hsync-initfs",
@@ -215,6 +217,22 @@ const SUITES: &[Suite] = &[
         machine: default_machine,
         boot: |ctx| system("")(ctx),
         judge: judge_root,
+    },
+    // Root as the supervisor: `system ready` with the manifest's servers (test/system.rs).
+    Suite {
+        name: "system",
+        timeout_secs: 15,
+        machine: default_machine,
+        boot: |ctx| system("")(ctx),
+        judge: system::judge_system,
+    },
+    // A server faults; root logs it and restarts it; the root protocol (test/system.rs).
+    Suite {
+        name: "system-restart",
+        timeout_secs: 15,
+        machine: default_machine,
+        boot: system::boot_restart,
+        judge: system::judge_restart,
     },
     // The boot shim, checked by the probe kernel through every entry path.
     Suite {

@@ -6,8 +6,9 @@
 //! Root starts each manifest server with these start handles, in this order:
 //!
 //! ```text
-//! exports    E endpoints with RECV, one per manifest export, in manifest order (handle 0 is the
-//!            first export, as servers/template expects)
+//! exports    E endpoints with RECV | SEND | DUPLICATE, one per manifest export, in manifest
+//!            order (handle 0 is the first export, as servers/template expects); DUPLICATE lets
+//!            the server mint badged SEND copies for its own threads
 //! imports    I endpoints with SEND, each badged with the importer's badge (its index + 1)
 //! resources  R hardware handles, in manifest order: IoPortRange | IrqLine | Frame (MMIO)
 //! root       1 endpoint with SEND to root, badged with the server's badge
@@ -308,7 +309,7 @@ impl Start {
             .map(|h| h.retype_unchecked())
     }
 
-    /// Export number `i` (manifest order): the endpoint to serve, with `RECV`.
+    /// Export number `i` (manifest order): the endpoint to serve (`RECV | SEND | DUPLICATE`).
     pub fn export(&mut self, i: usize) -> Option<Endpoint> {
         if i >= self.exports {
             return None;

@@ -1,0 +1,172 @@
+//! The `system` suites: root as the supervisor.
+//!
+//! - `system` boots the normal image and checks that root prints exactly one
+//!   `system ready: <names>` line naming, in start order, every manifest server whose crate is
+//!   packed and whose exporters run (so the expectation follows the manifest as servers land),
+//!   with no panic and no fault.
+//! - `system-restart` boots root with a test manifest (below): `echo` (the template server) and
+//!   `crasher` (servers/root/crasher), which uses the root protocol, overflows its stack once,
+//!   and after root restarts it checks `status`, `connect`, `kill` and `restart`.
+
+use super::{Case, Ctx, check, no_panic};
+use crate::Result;
+use crate::artifacts;
+use crate::qemu::{self, Boot, Captured, Outcome};
+
+/// The test manifest of `system-restart`.
+const RESTART_MANIFEST: &str = r#"
+[server.echo]
+crate = "hsync-template"
+priority = 10
+exports = ["template"]
+
+[server.crasher]
+crate = "hsync-root-crasher"
+priority = 10
+imports = ["template"]
+restart = "on-fault"
+restart-limit = 2
+"#;
+
+/// The names `system ready` must list for the normal image: manifest servers in start order
+/// whose crate is a workspace member (so it is packed) and whose exporters are all listed.
+pub fn expected_ready() -> Result<Vec<String>> {
+    let system = crate::manifest::system()?;
+    let members = crate::manifest::workspace_packages()?;
+    let mut running: Vec<String> = Vec::new();
+    for s in &system.servers {
+        let packed = members.contains(&s.binary);
+        if packed && s.imports.iter().all(|i| running.contains(&i.server)) {
+            running.push(s.name.clone());
+        }
+    }
+    Ok(running)
+}
+
+/// Lines of the output that carry root's `system ready:` announcement.
+fn ready_lines(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter_map(|l| l.find("system ready:").map(|at| l[at..].trim_end()))
+        .collect()
+}
+
+fn ready_case(suite: &str, out: &str, names: &[String]) -> Case {
+    let want = format!("system ready: {}", names.join(" "));
+    let lines = ready_lines(out);
+    check(
+        suite,
+        "ready",
+        lines.len() == 1 && lines[0] == want.trim_end(),
+        format!("expected exactly one line `{want}`, got {lines:?}"),
+    )
+}
+
+fn keeps_running(suite: &str, run: &Captured) -> Case {
+    check(
+        suite,
+        "keeps_running",
+        run.outcome == Outcome::Timeout,
+        format!(
+            "expected the system to run until the timeout, got {:?}",
+            run.outcome
+        ),
+    )
+}
+
+/// The normal image reaches `system ready` with the expected servers.
+pub fn judge_system(suite: &str, run: &Captured) -> Vec<Case> {
+    let out = &run.output;
+    let ready = match expected_ready() {
+        Ok(names) => ready_case(suite, out, &names),
+        Err(e) => check(
+            suite,
+            "ready",
+            false,
+            format!("cannot read the manifest: {e}"),
+        ),
+    };
+    vec![
+        ready,
+        check(
+            suite,
+            "no_fault",
+            !out.contains("faulted:"),
+            "a server faulted during boot",
+        ),
+        no_panic(suite, run),
+        keeps_running(suite, run),
+    ]
+}
+
+/// Boots root with [`RESTART_MANIFEST`], the template server and the crasher.
+pub fn boot_restart(ctx: &mut Ctx) -> Result<Boot> {
+    let crates = ["hsync-root", "hsync-template", "hsync-root-crasher"];
+    let dir = artifacts::cargo_build_target(&crates, ctx.release, &[])?;
+    let system =
+        crate::manifest::check_str("system-restart.toml", RESTART_MANIFEST).map_err(|d| {
+            let d: Vec<String> = d.iter().map(ToString::to_string).collect();
+            format!(
+                "the system-restart test manifest is invalid: {}",
+                d.join("; ")
+            )
+        })?;
+    let mut b = hsync_initfs::Builder::new();
+    let version = format!("HSYNC-OS {}\n", env!("CARGO_PKG_VERSION"));
+    b.add("version", version.into_bytes())
+        .map_err(|e| e.to_string())?;
+    b.add("manifest", system.table).map_err(|e| e.to_string())?;
+    for (file, krate) in [
+        ("root", "hsync-root"),
+        ("hsync-template", "hsync-template"),
+        ("hsync-root-crasher", "hsync-root-crasher"),
+    ] {
+        let p = dir.join(krate);
+        let elf = std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+        b.add(file, elf).map_err(|e| e.to_string())?;
+    }
+    let path = artifacts::out_dir().join("initfs-system-restart.img");
+    artifacts::write_file(&path, &b.finish())?;
+    Ok(qemu::boot_with_initfs(&ctx.system, &path, ""))
+}
+
+/// `crasher` faults once; root logs it, restarts it, and the root protocol checks pass.
+pub fn judge_restart(suite: &str, run: &Captured) -> Vec<Case> {
+    let out = &run.output;
+    let has = |s: &str| out.contains(s);
+    vec![
+        ready_case(suite, out, &["echo".into(), "crasher".into()]),
+        check(
+            suite,
+            "import_badge",
+            has("crasher: echo sees badge 2"),
+            "the imported endpoint did not carry the importer's badge (index + 1)",
+        ),
+        check(
+            suite,
+            "fault_logged",
+            out.lines()
+                .any(|l| l.contains("root: server `crasher` faulted:") && l.contains("rip=0x")),
+            "root did not log crasher's fault with its RIP",
+        ),
+        check(
+            suite,
+            "restarted",
+            has("root: restarting `crasher` (1 of 2)") && has("crasher: restarted: crasher"),
+            "root did not restart crasher",
+        ),
+        check(
+            suite,
+            "root_protocol",
+            has("crasher: all checks passed") && !has("crasher: FAIL"),
+            "the crasher's checks of status/connect/kill/restart failed (see `crasher: FAIL`)",
+        ),
+        check(
+            suite,
+            "restart_once",
+            !has("restarting `crasher` (2 of 2)"),
+            "crasher was restarted more than once",
+        ),
+        no_panic(suite, run),
+        keeps_running(suite, run),
+    ]
+}
