@@ -49,6 +49,12 @@ const EXPORT_RIGHTS: Rights = Rights::RECV.union(Rights::SEND).union(Rights::DUP
 const WATCH_BADGE: u64 = 1 << 63;
 /// Label of a watcher's report.
 const WATCH_LABEL: u64 = 0x57a7c4;
+/// Watcher report tag: the server did not report ready within [`READY_TIMEOUT_NS`].
+const TAG_READY_OVERDUE: u64 = 0xff;
+/// How long boot waits for a server's ready message before going on without it.
+const READY_TIMEOUT_NS: u64 = 5_000_000_000;
+/// Watcher argument bit: also time the ready handshake.
+const WATCH_READY: u64 = 1 << 31;
 /// Priority of root's watcher threads (root's own).
 const WATCH_PRIORITY: u64 = 31;
 
@@ -93,6 +99,8 @@ struct Srv {
     stop_requested: bool,
     /// Set by `restart`: start it again when it ends (not counted).
     restart_requested: bool,
+    /// Boot stopped waiting for its ready message (it may still send it).
+    overdue: bool,
 }
 
 struct Root {
@@ -170,6 +178,7 @@ fn main(mut args: StartArgs) -> i32 {
             faults: 0,
             stop_requested: false,
             restart_requested: false,
+            overdue: false,
         })
         .collect();
     let mut root = Root {
@@ -238,14 +247,20 @@ impl Root {
     /// Boot: starts servers in order, each after the previous one reported ready.
     fn advance(&mut self) {
         while self.cursor < self.srvs.len() {
-            if self.cursor > 0 && self.srvs[self.cursor - 1].state == State::Starting {
+            let prev = self.cursor.checked_sub(1).and_then(|p| self.srvs.get(p));
+            if prev.is_some_and(|p| p.state == State::Starting && !p.overdue) {
                 return;
             }
             let i = self.cursor;
             self.cursor += 1;
             self.start(i);
         }
-        if !self.announced && self.srvs.iter().all(|s| s.state != State::Starting) {
+        if !self.announced
+            && self
+                .srvs
+                .iter()
+                .all(|s| s.state != State::Starting || s.overdue)
+        {
             self.announced = true;
             let mut names = String::new();
             let mut missing = String::new();
@@ -427,6 +442,7 @@ impl Root {
         };
         s.stop_requested = false;
         s.restart_requested = false;
+        s.overdue = false;
         let watched = child
             .process
             .duplicate(Rights::WAIT)
@@ -439,20 +455,21 @@ impl Root {
             spec.priority
         );
         match watched {
-            Ok(p) => self.watch(i, generation, p),
+            Ok(p) => self.watch(i, generation, spec.ready, p),
             Err(e) => log::error!("root: cannot supervise `{}`: {e}", spec.name),
         }
         Ok(())
     }
 
-    fn watch(&mut self, i: usize, generation: u32, p: Process) {
+    fn watch(&mut self, i: usize, generation: u32, ready: bool, p: Process) {
         let slot = self.next_slot % WATCH_SLOTS.len() as u64;
         self.next_slot += 1;
         let old = WATCH_SLOTS[slot as usize].swap(p.into_raw().raw(), Ordering::AcqRel);
         if old != 0 {
             log::warn!("root: watcher slot {slot} reused before its watcher started");
         }
-        let arg = slot | (i as u64) << 8 | u64::from(generation) << 32;
+        let flag = if ready { WATCH_READY } else { 0 };
+        let arg = slot | (i as u64) << 8 | flag | u64::from(generation) << 32;
         if let Err(e) = libhsync::process::spawn_thread(watcher, arg, WATCH_PRIORITY) {
             log::error!("root: cannot start a watcher thread: {e:?}");
         }
@@ -474,6 +491,17 @@ impl Root {
         let s = &mut self.srvs[i];
         if s.generation != generation || s.process.is_none() {
             return; // already handled (e.g. by `connect` noticing the death first)
+        }
+        if tag == TAG_READY_OVERDUE {
+            if s.state == State::Starting {
+                s.overdue = true;
+                log::error!(
+                    "root: `{}` has not reported ready after {} s; going on without it",
+                    spec.name,
+                    READY_TIMEOUT_NS / 1_000_000_000
+                );
+            }
+            return;
         }
         let status = match ExitStatus::from_regs(tag, value) {
             Ok(st) => st,
@@ -579,6 +607,7 @@ impl RootServer for Root {
         let s = &mut self.srvs[i];
         if s.state == State::Starting {
             s.state = State::Running;
+            s.overdue = false;
             if let Some(spec) = self.manifest.server(i) {
                 log::info!("root: `{}` is ready", spec.name);
             }
@@ -667,12 +696,26 @@ fn client_index(badge: u64, n: usize) -> Option<usize> {
 }
 
 /// A watcher thread: waits for one server process to end and reports how to root's main
-/// thread. `arg`: slot (bits 0..8), server index (8..32), generation (32..64).
+/// thread; with [`WATCH_READY`], first reports [`TAG_READY_OVERDUE`] if the process is still
+/// running after [`READY_TIMEOUT_NS`] (root ignores it once the server is ready).
+/// `arg`: slot (bits 0..8), server index (8..31), flag (31), generation (32..64).
 fn watcher(arg: u64, mut ipc: IpcBuf) {
     let slot = (arg & 0xff) as usize;
+    let id = [(arg >> 8) & 0x7f_ffff, arg >> 32];
     let raw = WATCH_SLOTS[slot].swap(0, Ordering::AcqRel);
     let process: Process = Handle::from_raw(hsync_abi::Handle::from_raw(raw));
-    let (tag, value, fault) = match process.wait(DEADLINE_NEVER) {
+    let mut ended = None;
+    if arg & WATCH_READY != 0 {
+        match process.wait(libhsync::clock().saturating_add(READY_TIMEOUT_NS)) {
+            Err(libhsync::Error::TimedOut) => {
+                report(&mut ipc, [id[0], id[1], TAG_READY_OVERDUE, 0], None);
+            }
+            r => ended = Some(r),
+        }
+    }
+    let ended = ended.unwrap_or_else(|| process.wait(DEADLINE_NEVER));
+    drop(process);
+    let (tag, value, fault) = match ended {
         Ok(ended) => {
             let (t, v) = match ended.status {
                 ExitStatus::Exited(code) => (1, code),
@@ -683,12 +726,15 @@ fn watcher(arg: u64, mut ipc: IpcBuf) {
         }
         Err(e) => (0, e as u64, None),
     };
-    drop(process);
+    report(&mut ipc, [id[0], id[1], tag, value], fault);
+}
+
+/// Sends one watcher report (blocks until root's main thread receives it).
+fn report(ipc: &mut IpcBuf, words: [u64; 4], fault: Option<FaultRecord>) {
     let mut m = Message::new(WATCH_LABEL);
     let f = fault.map_or([0; 5], |f| {
         [f.address, f.rip, f.rsp, f.error_code, f.thread_id]
     });
-    let words = [(arg >> 8) & 0xff_ffff, arg >> 32, tag, value];
     let ok = words
         .iter()
         .chain(f.iter())
@@ -696,7 +742,7 @@ fn watcher(arg: u64, mut ipc: IpcBuf) {
     let ep = ManuallyDrop::new(Endpoint::from_raw(hsync_abi::Handle::from_raw(
         WATCH_EP.load(Ordering::Acquire),
     )));
-    match m.load(&mut ipc) {
+    match m.load(ipc) {
         Ok(msg) if ok => {
             if let Err(e) = ep.send(msg) {
                 log::error!("root: watcher cannot report: {e:?}");

@@ -6,7 +6,8 @@
 //!   with no panic and no fault.
 //! - `system-restart` boots root with a test manifest (below): `echo` (the template server) and
 //!   `crasher` (servers/root/crasher), which uses the root protocol, overflows its stack once,
-//!   and after root restarts it checks `status`, `connect`, `kill` and `restart`.
+//!   and after root restarts it checks `status`, `connect`, `kill` and `restart`; `mute` (the
+//!   crasher's image under another name) never reports ready, and boot goes on without it.
 
 use super::{Case, Ctx, check, no_panic};
 use crate::Result;
@@ -26,6 +27,10 @@ priority = 10
 imports = ["template"]
 restart = "on-fault"
 restart-limit = 2
+
+[server.mute]
+crate = "hsync-root-crasher"
+priority = 10
 "#;
 
 /// The names `system ready` must list for the normal image: manifest servers in start order
@@ -159,6 +164,13 @@ pub fn judge_restart(suite: &str, run: &Captured) -> Vec<Case> {
             "root_protocol",
             has("crasher: all checks passed") && !has("crasher: FAIL"),
             "the crasher's checks of status/connect/kill/restart failed (see `crasher: FAIL`)",
+        ),
+        check(
+            suite,
+            "ready_timeout",
+            has("root: `mute` has not reported ready after 5 s; going on without it")
+                && has("root: not running: mute"),
+            "root did not go on without a server that never reports ready",
         ),
         check(
             suite,
