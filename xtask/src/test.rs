@@ -16,6 +16,7 @@ use crate::qemu::{self, Boot, Captured, Machine, Module, Outcome};
 use crate::symbolize::Symbolizer;
 use crate::tools::{cargo, step};
 
+mod shell;
 mod system;
 
 /// Host crates with unit tests (the arch-free logic).
@@ -325,7 +326,8 @@ pub fn run(filter: Option<&str>, release: bool) -> Result<ExitCode> {
     let suites: Vec<&Suite> = SUITES.iter().filter(|s| wanted(s.name)).collect();
     let want_vga = wanted(vga::SUITE);
     let want_drivers = drivers::wanted(&wanted);
-    if !suites.is_empty() || want_vga || want_drivers {
+    let want_shell = wanted(shell::SUITE);
+    if !suites.is_empty() || want_vga || want_drivers || want_shell {
         let system = artifacts::build(release)?;
         let symbolizer = Symbolizer::new(&system.kernel);
         let mut ctx = Ctx {
@@ -363,6 +365,9 @@ pub fn run(filter: Option<&str>, release: bool) -> Result<ExitCode> {
         }
         if want_drivers {
             cases.extend(drivers::run(&ctx.system, &symbolizer, &wanted)?);
+        }
+        if want_shell {
+            cases.extend(shell::run(&ctx.system, &symbolizer)?);
         }
     }
 

@@ -1,0 +1,528 @@
+//! `shell`: a console on the keyboard + display (`ps2` in, `vga` out) and on serial (`serial`
+//! both ways), for looking around the live system.
+//!
+//! Input from each side has its own line editor (`hsync_shell_api::LineEditor`) and is echoed
+//! on its own side; command output goes to both. The command language (parsing, messages,
+//! report formats) is host-tested in `servers/shell-api`; this file is the I/O around it.
+//! Servers it reaches: `root` (ps, kill, restart), `phase` (phase, wave, bench, crash), the kernel
+//! (`system_info` for mem). `poweroff` and `reboot` use the two I/O ports the manifest grants the
+//! shell: the ACPI PM1a control register QEMU's firmware places at 0x604 (SLP_EN with QEMU's S5
+//! sleep type) and the 0xCF9 reset-control register. Both are QEMU-specific: on other machines
+//! the values come from the FADT and the DSDT's `_S5`, which only the kernel parses; a
+//! `power_off` system call would be the general answer.
+//!
+//! The shell refuses to panic on input: every bad line gets a message.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::string::String;
+use core::fmt::{self, Write};
+
+use hsync_phase_api::{FLAG_WAVE, PhaseClient};
+use hsync_phase_engine::{Phase, sine};
+use hsync_ps2_api::{KeyEvent, Ps2Client, Ps2Error, Special};
+use hsync_root_api::{RootClient, RootError, ServerStatus, Start};
+use hsync_serial_api::SerialClient;
+use hsync_shell_api::{Command, Event, HELP, LineEditor, PROMPT, WaveMode, fmt as report, parse};
+use hsync_vga_api::VgaClient;
+use libhsync::hw::IoPorts;
+use libhsync::protocol::{Bytes, ProtocolError};
+use libhsync::{IpcBuf, Notification, Rights, StartArgs};
+
+libhsync::entry!(main);
+
+/// How often input is polled when a server would not take a subscription.
+const POLL_NS: u64 = 20_000_000;
+
+/// Where output goes.
+struct Console {
+    serial: Option<SerialClient>,
+    vga: Option<VgaClient>,
+}
+
+/// Which side typed a line (its echo goes back there only).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Serial,
+    Keyboard,
+}
+
+impl Console {
+    fn serial_bytes(&self, ipc: &mut IpcBuf, bytes: &[u8]) {
+        match &self.serial {
+            Some(s) => {
+                for chunk in bytes.chunks(256) {
+                    let _ = s.write(ipc, chunk);
+                }
+            }
+            None => {
+                // No serial server: the kernel debug log reaches COM1 too (whole lines only).
+                if let Ok(text) = core::str::from_utf8(bytes) {
+                    for line in text.lines().filter(|l| !l.is_empty()) {
+                        libhsync::println!("{line}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn vga_bytes(&self, ipc: &mut IpcBuf, bytes: &[u8]) {
+        if let Some(v) = &self.vga {
+            for chunk in bytes.chunks(256) {
+                let _ = v.write(ipc, chunk);
+            }
+        }
+    }
+
+    /// Writes to one side (echo) or both (`None`).
+    fn write(&self, ipc: &mut IpcBuf, side: Option<Side>, bytes: &[u8]) {
+        if side != Some(Side::Keyboard) {
+            // Terminals want CR LF.
+            let mut start = 0;
+            for (i, &b) in bytes.iter().enumerate() {
+                if b == b'\n' {
+                    self.serial_bytes(ipc, &bytes[start..i]);
+                    self.serial_bytes(ipc, b"\r\n");
+                    start = i + 1;
+                }
+            }
+            self.serial_bytes(ipc, &bytes[start..]);
+        }
+        if side != Some(Side::Serial) {
+            self.vga_bytes(ipc, bytes);
+        }
+    }
+}
+
+/// `core::fmt::Write` onto both sides, buffered by line.
+struct Out<'a> {
+    con: &'a Console,
+    ipc: &'a mut IpcBuf,
+    buf: [u8; 240],
+    len: usize,
+}
+
+impl<'a> Out<'a> {
+    fn new(con: &'a Console, ipc: &'a mut IpcBuf) -> Self {
+        Out {
+            con,
+            ipc,
+            buf: [0; 240],
+            len: 0,
+        }
+    }
+
+    fn flush(&mut self) {
+        self.con.write(self.ipc, None, &self.buf[..self.len]);
+        self.len = 0;
+    }
+}
+
+impl Write for Out<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len == self.buf.len() {
+                self.flush();
+            }
+            self.buf[self.len] = b;
+            self.len += 1;
+            if b == b'\n' {
+                self.flush();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Out<'_> {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            self.flush();
+        }
+    }
+}
+
+struct Shell {
+    con: Console,
+    root: Option<RootClient>,
+    phase: Option<PhaseClient>,
+    serial_in: LineEditor,
+    key_in: LineEditor,
+    /// Port 0x604 (ACPI PM1a control) and 0xCF9 (reset control), when granted.
+    keys: Option<Ps2Client>,
+    power: Option<IoPorts>,
+    reset: Option<IoPorts>,
+}
+
+/// A protocol error in words, with "server died" spelled out.
+fn say<E: fmt::Debug>(w: &mut impl Write, what: &str, e: ProtocolError<E>) -> fmt::Result {
+    writeln!(w, "{what}: {e}")
+}
+
+impl Shell {
+    fn feed(&mut self, ipc: &mut IpcBuf, side: Side, b: u8) {
+        let ed = match side {
+            Side::Serial => &mut self.serial_in,
+            Side::Keyboard => &mut self.key_in,
+        };
+        match ed.feed(b) {
+            Event::None => {}
+            Event::Echo(c) => self.con.write(ipc, Some(side), &[c]),
+            Event::Erase => self.con.write(ipc, Some(side), b"\x08 \x08"),
+            Event::Cancel => {
+                self.con.write(ipc, Some(side), b"^C\n");
+                self.con.write(ipc, Some(side), PROMPT.as_bytes());
+            }
+            Event::Rejected(_) => {}
+            Event::TooLong => {
+                self.con.write(ipc, Some(side), b"\n");
+                let mut out = Out::new(&self.con, ipc);
+                let _ = writeln!(
+                    out,
+                    "line too long (at most {} characters); discarded",
+                    hsync_shell_api::LINE_MAX
+                );
+                drop(out);
+                self.con.write(ipc, Some(side), PROMPT.as_bytes());
+            }
+            Event::Line => {
+                let mut line = [0u8; hsync_shell_api::LINE_MAX];
+                let text = ed.line();
+                let n = text.len();
+                line[..n].copy_from_slice(text.as_bytes());
+                ed.clear();
+                self.con.write(ipc, Some(side), b"\n");
+                let text = core::str::from_utf8(&line[..n]).unwrap_or("");
+                self.run(ipc, text);
+                self.con.write(ipc, Some(side), PROMPT.as_bytes());
+            }
+        }
+    }
+
+    fn run(&mut self, ipc: &mut IpcBuf, line: &str) {
+        let cmd = match parse(line) {
+            Ok(Some(c)) => c,
+            Ok(None) => return,
+            Err(e) => {
+                let mut out = Out::new(&self.con, ipc);
+                let _ = writeln!(out, "{e}");
+                return;
+            }
+        };
+        // Calls need the IPC buffer, and so does output: collect what to print into a line
+        // buffer per call site rather than holding `Out` across calls.
+        let _ = self.command(ipc, cmd);
+    }
+
+    fn command(&mut self, ipc: &mut IpcBuf, cmd: Command<'_>) -> fmt::Result {
+        let mut text = String::new();
+        match cmd {
+            Command::Help => text.write_str(HELP)?,
+            Command::Mem => match libhsync::system_info() {
+                Ok(i) => report::mem(
+                    &mut text,
+                    &report::Mem {
+                        free_frames: i.free_frames,
+                        used_frames: i.used_frames,
+                        total_frames: i.total_frames,
+                        processes: i.processes,
+                        threads: i.threads,
+                        objects: i.objects,
+                    },
+                )?,
+                Err(e) => writeln!(text, "mem: {e:?}")?,
+            },
+            Command::Ps => {
+                let Some(root) = &self.root else {
+                    return self.print(ipc, "ps: no connection to root\n");
+                };
+                writeln!(text, "  #  name          state     prio  restarts  faults")?;
+                for i in 0..64u64 {
+                    match root.status(ipc, i) {
+                        Ok(b) => match ServerStatus::decode(&b) {
+                            Some(s) => writeln!(
+                                text,
+                                "{:>3}  {:<12}  {:<8}  {:>4}  {:>8}  {:>6}",
+                                s.index,
+                                s.name(),
+                                s.state.name(),
+                                s.priority,
+                                s.restarts,
+                                s.faults
+                            )?,
+                            None => writeln!(text, "{i:>3}  (malformed status)")?,
+                        },
+                        Err(ProtocolError::App(RootError::NoSuchServer)) => break,
+                        Err(e) => {
+                            say(&mut text, "ps", e)?;
+                            break;
+                        }
+                    }
+                }
+            }
+            Command::Caps(pid) => writeln!(
+                text,
+                "caps {pid}: not available: the kernel has no call that lists another \
+                 process's handles yet"
+            )?,
+            Command::Phase => match &self.phase {
+                None => text.write_str("phase: no connection to the phase server\n")?,
+                Some(p) => match p.status(ipc) {
+                    Ok((phase, steps, words, flags)) => report::phase(
+                        &mut text,
+                        &report::PhaseStatus {
+                            phase,
+                            steps,
+                            words,
+                            sine: sine(Phase::new(phase)),
+                            wave: flags & FLAG_WAVE != 0,
+                            telemetry: flags & hsync_phase_api::FLAG_TELEMETRY != 0,
+                        },
+                    )?,
+                    Err(e) => say(&mut text, "phase", e)?,
+                },
+            },
+            Command::Wave(mode) => match &self.phase {
+                None => text.write_str("wave: no connection to the phase server\n")?,
+                Some(p) => {
+                    let on = match mode {
+                        WaveMode::On => Ok(true),
+                        WaveMode::Off => Ok(false),
+                        WaveMode::Toggle => p.status(ipc).map(|s| s.3 & FLAG_WAVE == 0),
+                    };
+                    match on.and_then(|on| p.wave(ipc, on).map(|_| on)) {
+                        Ok(on) => {
+                            writeln!(text, "wave: visualizer {}", if on { "on" } else { "off" })?
+                        }
+                        Err(e) => say(&mut text, "wave", e)?,
+                    }
+                }
+            },
+            Command::Bench(n) => match &self.phase {
+                None => text.write_str("bench: no connection to the phase server\n")?,
+                Some(p) => {
+                    let t0 = libhsync::clock();
+                    let c0 = libhsync::rdtsc();
+                    let mut failed = None;
+                    for i in 0..u64::from(n) {
+                        match p.echo(ipc, i) {
+                            Ok(x) if x == i => {}
+                            Ok(_) => {
+                                failed = Some(ProtocolError::BadReply);
+                                break;
+                            }
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    let cycles = libhsync::rdtsc().wrapping_sub(c0);
+                    let ns = libhsync::clock().saturating_sub(t0);
+                    match failed {
+                        None => report::bench(&mut text, n, ns, cycles)?,
+                        Some(e) => say(&mut text, "bench", e)?,
+                    }
+                }
+            },
+            Command::Kill(name) | Command::Restart(name) => match &self.root {
+                None => text.write_str("no connection to root\n")?,
+                Some(root) => {
+                    let (verb, r) = match cmd {
+                        Command::Kill(_) => ("killed", root.kill(ipc, name)),
+                        _ => ("restarted", root.restart(ipc, name)),
+                    };
+                    match r {
+                        Ok(()) => writeln!(text, "{name}: {verb}")?,
+                        Err(e) => writeln!(text, "{name}: {e}")?,
+                    }
+                }
+            },
+            Command::Crash(name) => {
+                if name != "phase" {
+                    writeln!(
+                        text,
+                        "crash: `{name}` has no crash operation (only `phase` does); \
+                         try `kill {name}` / `restart {name}`"
+                    )?;
+                } else {
+                    match &self.phase {
+                        None => text.write_str("crash: no connection to the phase server\n")?,
+                        Some(p) => match p.crash(ipc) {
+                            Err(ProtocolError::ServerDied) => {
+                                text.write_str("phase: faulted as asked; root restarts it\n")?;
+                                self.reconnect_phase(ipc);
+                            }
+                            Ok(()) => text.write_str("phase: did not crash\n")?,
+                            Err(e) => say(&mut text, "crash", e)?,
+                        },
+                    }
+                }
+            }
+            Command::Poweroff => {
+                self.print(ipc, "powering off\n")?;
+                if let Some(p) = &self.power {
+                    // PM1a_CNT: SLP_EN (bit 13) with SLP_TYP 0, the S5 type of QEMU's DSDT
+                    // (its `_S5` package is {0, 0}); QEMU then exits with status 0.
+                    p.write_u16(0, 1 << 13);
+                }
+                text.write_str(
+                    "poweroff: not possible (no ACPI PM port granted, or it was ignored)\n",
+                )?;
+            }
+            Command::Reboot => {
+                self.print(ipc, "rebooting\n")?;
+                if let Some(r) = &self.reset {
+                    // Reset control: full reset (bit 2 = reset CPU, bit 1 = system reset).
+                    r.write_u8(0, 0x02);
+                    r.write_u8(0, 0x06);
+                }
+                text.write_str(
+                    "reboot: not possible (no reset port granted, or it was ignored)\n",
+                )?;
+            }
+        }
+        self.print(ipc, &text)
+    }
+
+    /// After the phase server died: a fresh endpoint from root.
+    fn reconnect_phase(&mut self, ipc: &mut IpcBuf) {
+        if let Some(root) = &self.root {
+            // Give root a moment to restart it.
+            for _ in 0..50 {
+                match root.connect(ipc, "phase") {
+                    Ok(ep) => {
+                        self.phase = Some(PhaseClient::new(ep));
+                        return;
+                    }
+                    Err(ProtocolError::App(RootError::NotRunning)) => {
+                        let _ = libhsync::sleep_until(libhsync::clock() + POLL_NS);
+                    }
+                    Err(e) => {
+                        log::warn!("shell: reconnecting to phase: {e}");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn print(&self, ipc: &mut IpcBuf, s: &str) -> fmt::Result {
+        let mut out = Out::new(&self.con, ipc);
+        out.write_str(s)
+    }
+
+    /// Received serial bytes, if any are waiting (none on an error: the next wake retries).
+    fn serial_bytes(&self, ipc: &mut IpcBuf) -> Option<Bytes> {
+        let b = self.con.serial.as_ref()?.read(ipc, 128).ok()?;
+        (!b.is_empty()).then_some(b)
+    }
+
+    /// The next key event, if one is waiting.
+    fn next_key(&self, ipc: &mut IpcBuf) -> Option<KeyEvent> {
+        match self.keys.as_ref()?.next_key(ipc) {
+            Ok(k) => Some(k),
+            Err(ProtocolError::App(Ps2Error::Empty)) => None,
+            Err(e) => {
+                log::warn!("shell: ps2: {e}");
+                None
+            }
+        }
+    }
+
+    /// Drains waiting input from both sides.
+    fn poll_input(&mut self, ipc: &mut IpcBuf) {
+        while let Some(b) = self.serial_bytes(ipc) {
+            for &c in b.iter() {
+                self.feed(ipc, Side::Serial, c);
+            }
+        }
+        while let Some(k) = self.next_key(ipc) {
+            if !k.pressed {
+                continue;
+            }
+            let b = match (k.special, k.ch) {
+                (Special::Enter, _) => b'\r',
+                (Special::Backspace, _) => 0x08,
+                (_, Some(c)) if c.is_ascii() => c as u8,
+                _ => continue,
+            };
+            self.feed(ipc, Side::Keyboard, b);
+        }
+    }
+}
+
+fn main(mut args: StartArgs) -> i32 {
+    let Some(mut start) = Start::take(&mut args) else {
+        log::error!("shell: not started by root (no start layout)");
+        return 1;
+    };
+    let ipc = &mut args.ipc;
+    let serial = start.import("serial").map(SerialClient::new);
+    let vga = start.import("vga").map(VgaClient::new);
+    let keys = start.import("ps2").map(Ps2Client::new);
+    let phase = start.import("phase").map(PhaseClient::new);
+    let power = ports(&mut start, 0, "poweroff");
+    let reset = ports(&mut start, 1, "reboot");
+    let root = start.root();
+
+    // One notification for "input waiting" from either side; each server gets its own copy.
+    let wake = Notification::create().ok();
+    let mut subscribed = 0;
+    if let Some(n) = &wake {
+        if let (Some(s), Ok(copy)) = (&serial, n.duplicate(Rights::SIGNAL.union(Rights::TRANSFER)))
+        {
+            subscribed += u32::from(s.subscribe(ipc, copy).is_ok());
+        }
+        if let (Some(k), Ok(copy)) = (&keys, n.duplicate(Rights::SIGNAL.union(Rights::TRANSFER))) {
+            subscribed += u32::from(k.subscribe(ipc, copy).is_ok());
+        }
+    }
+    let wanted = u32::from(serial.is_some()) + u32::from(keys.is_some());
+
+    let mut shell = Shell {
+        con: Console { serial, vga },
+        root,
+        phase,
+        serial_in: LineEditor::new(),
+        key_in: LineEditor::new(),
+        keys,
+        power,
+        reset,
+    };
+    if let Some(root) = &shell.root {
+        hsync_root_api::report_ready(root, ipc);
+    }
+    log::info!("shell: ready ({subscribed}/{wanted} input subscriptions)");
+    let _ = shell.print(ipc, "HSYNC-OS shell: type `help`\n");
+    shell.con.write(ipc, None, PROMPT.as_bytes());
+    loop {
+        shell.poll_input(ipc);
+        match (&wake, subscribed == wanted && wanted > 0) {
+            (Some(n), true) => {
+                let _ = n.wait();
+            }
+            _ => {
+                let _ = libhsync::sleep_until(libhsync::clock() + POLL_NS);
+            }
+        }
+    }
+}
+
+/// The `n`th granted port range, enabled; `None` (logged) without it.
+fn ports(start: &mut Start, n: usize, what: &str) -> Option<IoPorts> {
+    match start.io_ports(n) {
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => {
+            log::warn!("shell: cannot enable the {what} port: {e}");
+            None
+        }
+        None => {
+            log::warn!("shell: no {what} port granted");
+            None
+        }
+    }
+}
