@@ -454,10 +454,10 @@ mod vga {
     }
 
     /// A QEMU monitor connection: one command at a time, each answered up to the next prompt.
-    struct Monitor(UnixStream);
+    pub(super) struct Monitor(UnixStream);
 
     impl Monitor {
-        fn connect(path: &Path, deadline: Instant) -> Option<Monitor> {
+        pub(super) fn connect(path: &Path, deadline: Instant) -> Option<Monitor> {
             while Instant::now() < deadline {
                 if let Ok(s) = UnixStream::connect(path) {
                     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -483,7 +483,7 @@ mod vga {
             Some(String::from_utf8_lossy(&got).into_owned())
         }
 
-        fn command(&mut self, cmd: &str) -> Option<String> {
+        pub(super) fn command(&mut self, cmd: &str) -> Option<String> {
             self.0.write_all(format!("{cmd}\n").as_bytes()).ok()?;
             self.until_prompt()
         }

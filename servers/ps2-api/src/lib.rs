@@ -150,6 +150,9 @@ libhsync::protocol! {
         fn subscribe(notification: libhsync::Notification) = 2;
         /// Counters: scancode bytes read, key events decoded, events dropped (a full queue).
         fn stats() -> (u64, u64, u64) = 3;
+        /// Faults the server on purpose (a deliberate page fault at address 0): a test hook
+        /// for supervision (root logs the fault and restarts the server). Never replies.
+        fn crash() = 4;
     }
 }
 
@@ -163,7 +166,15 @@ mod tests {
     #[test]
     fn labels_are_stable() {
         assert_eq!(Ps2::NAME, "Ps2");
-        assert_eq!(Ps2::OPS, &[("next_key", 1), ("subscribe", 2), ("stats", 3)]);
+        assert_eq!(
+            Ps2::OPS,
+            &[
+                ("next_key", 1),
+                ("subscribe", 2),
+                ("stats", 3),
+                ("crash", 4)
+            ]
+        );
     }
 
     #[test]

@@ -294,6 +294,11 @@ impl Ps2Server for Ps2 {
     fn stats(&mut self, _badge: u64) -> Result<(u64, u64, u64), Ps2Error> {
         Ok((self.scancodes, self.events, self.dropped))
     }
+
+    fn crash(&mut self, badge: u64) -> Result<(), Ps2Error> {
+        log::warn!("ps2: crash requested by client {badge}; faulting on purpose");
+        libhsync::fault::page_fault(0)
+    }
 }
 
 /// What the server runs with, however it was started.

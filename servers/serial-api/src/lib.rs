@@ -45,6 +45,9 @@ libhsync::protocol! {
         /// Counters: bytes received, bytes transmitted, received bytes dropped (buffer full or
         /// UART overrun).
         fn stats() -> (u64, u64, u64) = 5;
+        /// Faults the server on purpose (a deliberate page fault at address 0): a test hook
+        /// for supervision (root logs the fault and restarts the server). Never replies.
+        fn crash() = 6;
     }
 }
 
@@ -71,7 +74,8 @@ mod tests {
                 ("read", 2),
                 ("subscribe", 3),
                 ("log_chunk", 4),
-                ("stats", 5)
+                ("stats", 5),
+                ("crash", 6),
             ]
         );
     }
@@ -111,6 +115,9 @@ mod tests {
         }
         fn stats(&mut self, _: u64) -> Result<(u64, u64, u64), SerialError> {
             Ok((0, 0, 0))
+        }
+        fn crash(&mut self, _: u64) -> Result<(), SerialError> {
+            Ok(())
         }
     }
 

@@ -293,6 +293,11 @@ impl SerialServer for Serial {
     fn stats(&mut self, _badge: u64) -> Result<(u64, u64, u64), SerialError> {
         Ok((self.rx_bytes, self.tx_bytes, self.dropped))
     }
+
+    fn crash(&mut self, badge: u64) -> Result<(), SerialError> {
+        log::warn!("serial: crash requested by client {badge}; faulting on purpose");
+        libhsync::fault::page_fault(0)
+    }
 }
 
 /// What the server runs with, however it was started.

@@ -19,6 +19,7 @@
 extern crate alloc;
 
 use alloc::string::String;
+use core::cell::Cell;
 use core::fmt::{self, Write};
 
 use hsync_phase_api::{FLAG_WAVE, PhaseClient};
@@ -41,6 +42,9 @@ const POLL_NS: u64 = 20_000_000;
 struct Console {
     serial: Option<SerialClient>,
     vga: Option<VgaClient>,
+    /// Set when a write found the server dead; the main loop reconnects through root.
+    serial_died: Cell<bool>,
+    vga_died: Cell<bool>,
 }
 
 /// Which side typed a line (its echo goes back there only).
@@ -53,12 +57,15 @@ enum Side {
 impl Console {
     fn serial_bytes(&self, ipc: &mut IpcBuf, bytes: &[u8]) {
         match &self.serial {
-            Some(s) => {
+            Some(s) if !self.serial_died.get() => {
                 for chunk in bytes.chunks(256) {
-                    let _ = s.write(ipc, chunk);
+                    if let Err(ProtocolError::ServerDied) = s.write(ipc, chunk) {
+                        self.serial_died.set(true);
+                        break;
+                    }
                 }
             }
-            None => {
+            _ => {
                 // No serial server: the kernel debug log reaches COM1 too (whole lines only).
                 if let Ok(text) = core::str::from_utf8(bytes) {
                     for line in text.lines().filter(|l| !l.is_empty()) {
@@ -70,9 +77,14 @@ impl Console {
     }
 
     fn vga_bytes(&self, ipc: &mut IpcBuf, bytes: &[u8]) {
-        if let Some(v) = &self.vga {
+        if let Some(v) = &self.vga
+            && !self.vga_died.get()
+        {
             for chunk in bytes.chunks(256) {
-                let _ = v.write(ipc, chunk);
+                if let Err(ProtocolError::ServerDied) = v.write(ipc, chunk) {
+                    self.vga_died.set(true);
+                    break;
+                }
             }
         }
     }
@@ -153,8 +165,25 @@ struct Shell {
     key_in: LineEditor,
     /// Port 0x604 (ACPI PM1a control) and 0xCF9 (reset control), when granted.
     keys: Option<Ps2Client>,
+    /// Servers found dead (by a call answering `ServerDied`), reconnected by [`Shell::heal`].
+    keys_died: bool,
+    phase_died: bool,
+    /// The "input waiting" notification and how many input servers took a copy.
+    wake: Option<Notification>,
+    subscribed: u32,
     power: Option<IoPorts>,
     reset: Option<IoPorts>,
+}
+
+/// `None` for "server died" (the caller reconnects), the error in words otherwise.
+fn died<E>(e: ProtocolError<E>) -> Option<String>
+where
+    ProtocolError<E>: fmt::Display,
+{
+    match e {
+        ProtocolError::ServerDied => None,
+        e => Some(alloc::format!("{e}")),
+    }
 }
 
 /// A protocol error in words, with "server died" spelled out.
@@ -282,7 +311,10 @@ impl Shell {
                             telemetry: flags & hsync_phase_api::FLAG_TELEMETRY != 0,
                         },
                     )?,
-                    Err(e) => say(&mut text, "phase", e)?,
+                    Err(e) => {
+                        self.phase_died |= matches!(e, ProtocolError::ServerDied);
+                        say(&mut text, "phase", e)?
+                    }
                 },
             },
             Command::Wave(mode) => match &self.phase {
@@ -297,7 +329,10 @@ impl Shell {
                         Ok(on) => {
                             writeln!(text, "wave: visualizer {}", if on { "on" } else { "off" })?
                         }
-                        Err(e) => say(&mut text, "wave", e)?,
+                        Err(e) => {
+                            self.phase_died |= matches!(e, ProtocolError::ServerDied);
+                            say(&mut text, "wave", e)?
+                        }
                     }
                 }
             },
@@ -324,7 +359,10 @@ impl Shell {
                     let ns = libhsync::clock().saturating_sub(t0);
                     match failed {
                         None => report::bench(&mut text, n, ns, cycles)?,
-                        Some(e) => say(&mut text, "bench", e)?,
+                        Some(e) => {
+                            self.phase_died |= matches!(e, ProtocolError::ServerDied);
+                            say(&mut text, "bench", e)?
+                        }
                     }
                 }
             },
@@ -342,24 +380,31 @@ impl Shell {
                 }
             },
             Command::Crash(name) => {
-                if name != "phase" {
-                    writeln!(
-                        text,
-                        "crash: `{name}` has no crash operation (only `phase` does); \
-                         try `kill {name}` / `restart {name}`"
-                    )?;
-                } else {
-                    match &self.phase {
-                        None => text.write_str("crash: no connection to the phase server\n")?,
-                        Some(p) => match p.crash(ipc) {
-                            Err(ProtocolError::ServerDied) => {
-                                text.write_str("phase: faulted as asked; root restarts it\n")?;
-                                self.reconnect_phase(ipc);
-                            }
-                            Ok(()) => text.write_str("phase: did not crash\n")?,
-                            Err(e) => say(&mut text, "crash", e)?,
-                        },
+                let r = match name {
+                    "phase" => self.phase.as_ref().map(|c| c.crash(ipc).map_err(died)),
+                    "vga" => self.con.vga.as_ref().map(|c| c.crash(ipc).map_err(died)),
+                    "serial" => self.con.serial.as_ref().map(|c| c.crash(ipc).map_err(died)),
+                    "ps2" => self.keys.as_ref().map(|c| c.crash(ipc).map_err(died)),
+                    _ => {
+                        writeln!(
+                            text,
+                            "crash: `{name}` has no crash operation (phase, vga, serial and \
+                             ps2 do); try `kill {name}` / `restart {name}`"
+                        )?;
+                        return self.print(ipc, &text);
                     }
+                };
+                match r {
+                    None => writeln!(text, "crash: no connection to `{name}`")?,
+                    Some(Err(None)) => {
+                        writeln!(text, "{name}: faulted as asked; root restarts it")?;
+                        match self.reconnect(ipc, name) {
+                            Ok(()) => writeln!(text, "{name}: reconnected")?,
+                            Err(why) => writeln!(text, "{name}: not reconnected: {why}")?,
+                        }
+                    }
+                    Some(Ok(())) => writeln!(text, "{name}: did not crash")?,
+                    Some(Err(Some(e))) => writeln!(text, "crash: {e}")?,
                 }
             }
             Command::Poweroff => {
@@ -388,26 +433,79 @@ impl Shell {
         self.print(ipc, &text)
     }
 
-    /// After the phase server died: a fresh endpoint from root.
-    fn reconnect_phase(&mut self, ipc: &mut IpcBuf) {
-        if let Some(root) = &self.root {
-            // Give root a moment to restart it.
-            for _ in 0..50 {
-                match root.connect(ipc, "phase") {
-                    Ok(ep) => {
-                        self.phase = Some(PhaseClient::new(ep));
-                        return;
-                    }
-                    Err(ProtocolError::App(RootError::NotRunning)) => {
-                        let _ = libhsync::sleep_until(libhsync::clock() + POLL_NS);
-                    }
-                    Err(e) => {
-                        log::warn!("shell: reconnecting to phase: {e}");
-                        return;
-                    }
-                }
+    /// Reconnects every server a call found dead (`ServerDied`).
+    fn heal(&mut self, ipc: &mut IpcBuf) {
+        for (name, dead) in [
+            ("serial", self.con.serial_died.get()),
+            ("vga", self.con.vga_died.get()),
+            ("ps2", self.keys_died),
+            ("phase", self.phase_died),
+        ] {
+            if dead && let Err(why) = self.reconnect(ipc, name) {
+                log::warn!("shell: reconnecting to {name}: {why}");
             }
         }
+    }
+
+    /// After server `name` died: a fresh endpoint from root (waiting up to a second while
+    /// root restarts it), and a fresh input subscription for serial and ps2. The server
+    /// stays marked dead (output skips it) when this fails.
+    fn reconnect(&mut self, ipc: &mut IpcBuf, name: &str) -> Result<(), String> {
+        let Some(root) = &self.root else {
+            return Err(String::from("no connection to root"));
+        };
+        let mut ep = None;
+        for _ in 0..50 {
+            match root.connect(ipc, name) {
+                Ok(e) => {
+                    ep = Some(e);
+                    break;
+                }
+                Err(ProtocolError::App(RootError::NotRunning)) => {
+                    let _ = libhsync::sleep_until(libhsync::clock() + POLL_NS);
+                }
+                Err(e) => return Err(alloc::format!("{e}")),
+            }
+        }
+        let ep = ep.ok_or_else(|| String::from("not running again within a second"))?;
+        let copy = || {
+            self.wake
+                .as_ref()
+                .and_then(|n| n.duplicate(Rights::SIGNAL.union(Rights::TRANSFER)).ok())
+        };
+        match name {
+            "serial" => {
+                let c = SerialClient::new(ep);
+                // The old subscription died with the old server.
+                if let Some(n) = copy()
+                    && c.subscribe(ipc, n).is_err()
+                {
+                    self.subscribed = self.subscribed.saturating_sub(1);
+                }
+                self.con.serial = Some(c);
+                self.con.serial_died.set(false);
+            }
+            "vga" => {
+                self.con.vga = Some(VgaClient::new(ep));
+                self.con.vga_died.set(false);
+            }
+            "ps2" => {
+                let c = Ps2Client::new(ep);
+                if let Some(n) = copy()
+                    && c.subscribe(ipc, n).is_err()
+                {
+                    self.subscribed = self.subscribed.saturating_sub(1);
+                }
+                self.keys = Some(c);
+                self.keys_died = false;
+            }
+            "phase" => {
+                self.phase = Some(PhaseClient::new(ep));
+                self.phase_died = false;
+            }
+            _ => return Err(alloc::format!("`{name}` is not a server the shell uses")),
+        }
+        Ok(())
     }
 
     fn print(&self, ipc: &mut IpcBuf, s: &str) -> fmt::Result {
@@ -417,15 +515,31 @@ impl Shell {
 
     /// Received serial bytes, if any are waiting (none on an error: the next wake retries).
     fn serial_bytes(&self, ipc: &mut IpcBuf) -> Option<Bytes> {
-        let b = self.con.serial.as_ref()?.read(ipc, 128).ok()?;
-        (!b.is_empty()).then_some(b)
+        if self.con.serial_died.get() {
+            return None;
+        }
+        match self.con.serial.as_ref()?.read(ipc, 128) {
+            Ok(b) => (!b.is_empty()).then_some(b),
+            Err(ProtocolError::ServerDied) => {
+                self.con.serial_died.set(true);
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// The next key event, if one is waiting.
-    fn next_key(&self, ipc: &mut IpcBuf) -> Option<KeyEvent> {
+    fn next_key(&mut self, ipc: &mut IpcBuf) -> Option<KeyEvent> {
+        if self.keys_died {
+            return None;
+        }
         match self.keys.as_ref()?.next_key(ipc) {
             Ok(k) => Some(k),
             Err(ProtocolError::App(Ps2Error::Empty)) => None,
+            Err(ProtocolError::ServerDied) => {
+                self.keys_died = true;
+                None
+            }
             Err(e) => {
                 log::warn!("shell: ps2: {e}");
                 None
@@ -484,12 +598,21 @@ fn main(mut args: StartArgs) -> i32 {
     let wanted = u32::from(serial.is_some()) + u32::from(keys.is_some());
 
     let mut shell = Shell {
-        con: Console { serial, vga },
+        con: Console {
+            serial,
+            vga,
+            serial_died: Cell::new(false),
+            vga_died: Cell::new(false),
+        },
         root,
         phase,
         serial_in: LineEditor::new(),
         key_in: LineEditor::new(),
         keys,
+        keys_died: false,
+        phase_died: false,
+        wake,
+        subscribed,
         power,
         reset,
     };
@@ -501,7 +624,8 @@ fn main(mut args: StartArgs) -> i32 {
     shell.con.write(ipc, None, PROMPT.as_bytes());
     loop {
         shell.poll_input(ipc);
-        match (&wake, subscribed == wanted && wanted > 0) {
+        shell.heal(ipc);
+        match (&shell.wake, shell.subscribed == wanted && wanted > 0) {
             (Some(n), true) => {
                 let _ = n.wait();
             }

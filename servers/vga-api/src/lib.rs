@@ -110,6 +110,9 @@ libhsync::protocol! {
         /// Puts a row of cells starting at `(x, y)`: `cells` holds (glyph, attribute) byte
         /// pairs; cells past the right edge are [`VgaError::OutOfRange`] (nothing is drawn).
         fn put_cells(x: u16, y: u16, cells: &[u8]) = 13;
+        /// Faults the server on purpose (a deliberate page fault at address 0): a test hook
+        /// for supervision (root logs the fault and restarts the server). Never replies.
+        fn crash() = 14;
     }
 }
 
@@ -144,6 +147,7 @@ mod tests {
                 ("put_pixel", 11),
                 ("fill_rect", 12),
                 ("put_cells", 13),
+                ("crash", 14),
             ]
         );
     }

@@ -265,6 +265,11 @@ impl<S: Screen> VgaServer for Console<S> {
         }
         Ok(())
     }
+
+    fn crash(&mut self, badge: u64) -> Result<(), VgaError> {
+        log::warn!("vga: crash requested by client {badge}; faulting on purpose");
+        libhsync::fault::page_fault(0)
+    }
 }
 
 #[cfg(test)]

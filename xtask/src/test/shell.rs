@@ -3,15 +3,24 @@
 //! garbage bytes and an over-long line, `ps`, then `poweroff`. Checks: the help text and each
 //! error message come back on serial, the shell keeps answering after bad input, and
 //! `poweroff` ends QEMU by itself with exit status 0.
+//!
+//! The same boot also checks, through a QEMU monitor socket (`pmemsave`, `sendkey`): the VGA
+//! text buffer at 0xB8000 shows the prompt `hsync>` after boot; keys typed on the PS/2 keyboard
+//! (`h e l p ret`) reach the shell and the help text comes back on serial; and `crash vga`
+//! makes vga fault, root logs it and restarts it, and the shell reconnects and keeps answering
+//! (`ps` lists vga with one restart).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use std::path::Path;
+
+use super::vga::Monitor;
 use super::{Case, check};
 use crate::Result;
-use crate::artifacts::Artifacts;
+use crate::artifacts::{self, Artifacts};
 use crate::qemu::{self, Machine};
 use crate::symbolize::Symbolizer;
 
@@ -20,35 +29,59 @@ pub const SUITE: &str = "shell";
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
+/// What a step does.
+enum Input {
+    /// Bytes typed into COM1 (QEMU's stdin).
+    Serial(&'static [u8]),
+    /// PS/2 keys, one monitor `sendkey` each.
+    Keys(&'static [&'static str]),
+}
+
 /// One step of the session: when a line contains `after`, type `input`.
 struct Step {
     after: &'static str,
-    input: &'static [u8],
+    input: Input,
 }
+
+/// The help text's last line (the end of a `help` answer).
+const HELP_END: &str = "  reboot           restart the machine";
 
 /// The session. Each step waits for the previous answer, so input never races the shell.
 const SESSION: &[Step] = &[
     Step {
         after: "HSYNC-OS shell: type `help`",
-        input: b"help\r",
+        input: Input::Serial(b"help\r"),
     },
     Step {
-        after: "  reboot           restart the machine",
+        after: HELP_END,
+        // The same command on the keyboard: its answer goes to serial too.
+        input: Input::Keys(&["h", "e", "l", "p", "ret"]),
+    },
+    Step {
+        after: HELP_END,
         // An unknown command, then bytes that are not text, then a line far over the limit.
-        input: b"fsck /\r\xff\xfe\x01\x1b[A",
+        input: Input::Serial(b"fsck /\r\xff\xfe\x01\x1b[A"),
     },
     Step {
         after: "unknown command `fsck`",
-        input: LONG_LINE,
+        input: Input::Serial(LONG_LINE),
     },
     Step {
         after: "line too long",
-        input: b"ps\r",
+        input: Input::Serial(b"ps\r"),
     },
     Step {
         // `ps`'s header: the shell finishes the listing before it reads the next line.
         after: "  #  name          state",
-        input: b"poweroff\r",
+        input: Input::Serial(b"crash vga\r"),
+    },
+    Step {
+        after: "vga: reconnected",
+        input: Input::Serial(b"ps\r"),
+    },
+    Step {
+        after: "  #  name          state",
+        input: Input::Serial(b"poweroff\r"),
     },
 ];
 
@@ -63,7 +96,17 @@ const LONG_LINE: &[u8] = &{
 pub fn run(system: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
     crate::tools::step(&format!("QEMU suite `{SUITE}`"));
     let boot = qemu::system_boot(system, "");
-    let mut cmd = qemu::command(&Machine::default(), &boot)?;
+    let sock = artifacts::out_dir().join("shell-monitor.sock");
+    let dump = artifacts::out_dir().join("shell-screen.bin");
+    let _ = std::fs::remove_file(&sock);
+    let machine = Machine {
+        extra: vec![
+            "-monitor".into(),
+            format!("unix:{},server=on,wait=off", sock.display()),
+        ],
+        ..Machine::default()
+    };
+    let mut cmd = qemu::command(&machine, &boot)?;
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -90,6 +133,8 @@ pub fn run(system: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
     let mut output = String::new();
     let mut next = 0;
     let mut ended = false;
+    let mut monitor: Option<Monitor> = None;
+    let mut vga_prompt = None;
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         let line = match rx.recv_timeout(left.min(Duration::from_millis(200))) {
             Ok(line) => symbolizer.annotate(&line),
@@ -105,8 +150,20 @@ pub fn run(system: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
             && line.contains(step.after)
         {
             next += 1;
-            if let Err(e) = stdin.write_all(step.input).and_then(|()| stdin.flush()) {
-                output.push_str(&format!("xtask: writing QEMU stdin: {e}\n"));
+            if next == 1 {
+                // The shell is up: its prompt should be on the screen too.
+                monitor = Monitor::connect(&sock, deadline.min(Instant::now() + MONITOR_WAIT));
+                vga_prompt = monitor.as_mut().map(|m| screen_text(m, &dump));
+            }
+            let sent = match step.input {
+                Input::Serial(bytes) => stdin
+                    .write_all(bytes)
+                    .and_then(|()| stdin.flush())
+                    .map_err(|e| format!("writing QEMU stdin: {e}")),
+                Input::Keys(keys) => send_keys(monitor.as_mut(), keys),
+            };
+            if let Err(e) = sent {
+                output.push_str(&format!("xtask: {e}\n"));
                 break;
             }
         }
@@ -122,7 +179,12 @@ pub fn run(system: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
     drop(rx);
     let _ = reader.join();
 
-    let results = judge(&output, next, status);
+    drop(monitor);
+    let _ = std::fs::remove_file(&sock);
+    if let Some(Some(screen)) = &vga_prompt {
+        output.push_str(&format!("xtask: the VGA text buffer after boot:\n{screen}"));
+    }
+    let results = judge(&output, next, status, vga_prompt.flatten().as_deref());
     let failed = results.iter().filter(|c| !c.passed).count();
     eprintln!(
         "    {} tests, {failed} failed, {:.1} s, exit {status:?}",
@@ -135,8 +197,80 @@ pub fn run(system: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
     Ok(results)
 }
 
-/// The verdicts: `typed` steps were reached, QEMU ended with `status`.
-fn judge(output: &str, typed: usize, status: Option<i32>) -> Vec<Case> {
+/// How long the monitor socket may take to accept.
+const MONITOR_WAIT: Duration = Duration::from_secs(10);
+
+/// The glyphs of the 80x25 text buffer, one line per row (trailing blanks cut), read with
+/// `pmemsave` into `dump` until a row shows the prompt or five seconds pass; `None` when the
+/// monitor does not answer or no dump could be read.
+fn screen_text(mon: &mut Monitor, dump: &Path) -> Option<String> {
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut text = None;
+    loop {
+        let _ = std::fs::remove_file(dump);
+        mon.command(&format!("pmemsave 0xb8000 4000 \"{}\"", dump.display()))?;
+        if let Ok(screen) = std::fs::read(dump) {
+            let t = glyph_rows(&screen);
+            let done = t.contains(PROMPT_TEXT);
+            text = Some(t);
+            if done {
+                break;
+            }
+        }
+        if Instant::now() >= until {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let _ = std::fs::remove_file(dump);
+    text
+}
+
+/// The shell's prompt as it shows on screen.
+const PROMPT_TEXT: &str = "hsync>";
+
+/// Rows of glyphs (even bytes) of a text-buffer dump, trailing blanks cut.
+fn glyph_rows(screen: &[u8]) -> String {
+    let mut out = String::new();
+    for row in screen.chunks(160) {
+        let line: String = row
+            .iter()
+            .step_by(2)
+            .map(|&g| if g.is_ascii_graphic() { g as char } else { ' ' })
+            .collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `sendkey` each key, one at a time (press and release reach the guest before the next).
+fn send_keys(mon: Option<&mut Monitor>, keys: &[&str]) -> std::result::Result<(), String> {
+    let mon = mon.ok_or("no QEMU monitor connection")?;
+    for key in keys {
+        mon.command(&format!("sendkey {key}"))
+            .ok_or("the monitor stopped answering")?;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// `ps` rows of `name`: (restarts, faults).
+fn ps_rows<'a>(output: &'a str, name: &'a str) -> impl Iterator<Item = (u32, u32)> + 'a {
+    output.lines().filter_map(move |l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        match w.as_slice() {
+            [_, n, "running", _, restarts, faults] if *n == name => {
+                Some((restarts.parse().ok()?, faults.parse().ok()?))
+            }
+            _ => None,
+        }
+    })
+}
+
+/// The verdicts: `typed` steps were reached, QEMU ended with `status`, `screen` is the text
+/// buffer after boot.
+fn judge(output: &str, typed: usize, status: Option<i32>, screen: Option<&str>) -> Vec<Case> {
     let has = |s: &str| output.contains(s);
     vec![
         check(
@@ -150,10 +284,32 @@ fn judge(output: &str, typed: usize, status: Option<i32>) -> Vec<Case> {
         check(
             SUITE,
             "help_on_serial",
-            has("commands:")
-                && has("  caps <pid>")
-                && has("  reboot           restart the machine"),
+            has("commands:") && has("  caps <pid>") && has(HELP_END),
             "the help text did not come back on serial",
+        ),
+        check(
+            SUITE,
+            "vga_shows_prompt",
+            screen.is_some_and(|s| s.contains(PROMPT_TEXT)),
+            format!("the VGA text buffer after boot has no `{PROMPT_TEXT}`: {screen:?}"),
+        ),
+        check(
+            SUITE,
+            "keys_reach_the_shell",
+            output.matches("commands:").count() >= 2 && output.matches(HELP_END).count() >= 2,
+            "`help` typed with sendkey did not bring a second help text on serial",
+        ),
+        check(
+            SUITE,
+            "crash_vga_logged_and_restarted",
+            has("server `vga` faulted: PageFault") && has("restarting `vga` (1 of"),
+            "root did not log vga's fault and restart it",
+        ),
+        check(
+            SUITE,
+            "answers_after_vga_crash",
+            has("vga: reconnected") && ps_rows(output, "vga").any(|r| r == (1, 1)),
+            "after `crash vga`, `ps` did not list vga running with 1 restart and 1 fault",
         ),
         check(
             SUITE,
@@ -187,8 +343,13 @@ fn judge(output: &str, typed: usize, status: Option<i32>) -> Vec<Case> {
         check(
             SUITE,
             "no_fault",
-            !has("KERNEL PANIC") && !has("faulted") && !has("panic:"),
-            "a panic or a server fault during the session",
+            !has("KERNEL PANIC")
+                && !has("panic:")
+                && output
+                    .lines()
+                    .filter(|l| l.contains("faulted"))
+                    .all(|l| l.contains("vga")),
+            "a panic or a server fault (other than the asked-for vga crash) during the session",
         ),
     ]
 }
@@ -200,11 +361,20 @@ mod tests {
     #[test]
     fn shell_judge_needs_every_answer_and_exit_0() {
         let good = "[root] system ready: serial vga ps2 phase shell\ncommands:\n  caps <pid>       x\n  \
+                    reboot           restart the machine\ncommands:\n  \
                     reboot           restart the machine\nunknown command `fsck` (try `help`)\n\
-                    line too long (at most 120 characters); discarded\n  3  phase         running\n";
-        assert!(judge(good, SESSION.len(), Some(0)).iter().all(|c| c.passed));
+                    line too long (at most 120 characters); discarded\n  3  phase         running\n\
+                    root: server `vga` faulted: PageFault address=0x0\n\
+                    root: restarting `vga` (1 of 3)\nvga: faulted as asked; root restarts it\n\
+                    vga: reconnected\n  1  vga           running     20         1       1\n";
+        let screen = Some("HSYNC-OS shell: type `help`\nhsync>\n");
+        assert!(
+            judge(good, SESSION.len(), Some(0), screen)
+                .iter()
+                .all(|c| c.passed)
+        );
         let failed = |out: &str, typed, status| {
-            judge(out, typed, status)
+            judge(out, typed, status, screen)
                 .into_iter()
                 .filter(|c| !c.passed)
                 .map(|c| c.name)
@@ -217,12 +387,30 @@ mod tests {
         assert_eq!(failed(good, 2, Some(0)), ["shell::poweroff_exits_0"]);
         assert_eq!(
             failed(&good.replace("commands:", ""), SESSION.len(), Some(0)),
-            ["shell::help_on_serial"]
+            ["shell::help_on_serial", "shell::keys_reach_the_shell"]
         );
-        let faulted = format!("{good}[root] server `vga` faulted: PageFault\n");
+        assert_eq!(
+            failed(&good.replacen("commands:", "", 1), SESSION.len(), Some(0)),
+            ["shell::keys_reach_the_shell"]
+        );
+        let faulted = format!("{good}[root] server `phase` faulted: PageFault\n");
         assert_eq!(
             failed(&faulted, SESSION.len(), Some(0)),
             ["shell::no_fault"]
         );
+        assert_eq!(
+            failed(
+                &good.replace("running     20         1", "running     20         0"),
+                SESSION.len(),
+                Some(0)
+            ),
+            ["shell::answers_after_vga_crash"]
+        );
+        assert!(
+            judge(good, SESSION.len(), Some(0), Some("nothing"))
+                .iter()
+                .any(|c| !c.passed && c.name == "shell::vga_shows_prompt")
+        );
+        assert_eq!(glyph_rows(&[b'h', 7, b'i', 7, b' ', 7]), "hi\n");
     }
 }
