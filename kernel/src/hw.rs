@@ -301,6 +301,20 @@ pub fn call(p: &Arc<Process>, nr: Sysnum, a: [u64; 6]) -> Result<[u64; 6], Error
                 Rights::READ | Rights::WRITE | Rights::MAP | Rights::DUPLICATE | Rights::TRANSFER;
             ok(insert(p, KObject::Frame(Arc::new(frame)), Some(rights))?)
         }
+        Sysnum::SystemPower => {
+            authority_of(p, a[0])?;
+            match a[1] {
+                hsync_abi::POWER_OFF => {
+                    log::info!(target: "hw", "power off requested by process {}", p.id);
+                    arch::power_off()
+                }
+                hsync_abi::POWER_REBOOT => {
+                    log::info!(target: "hw", "reboot requested by process {}", p.id);
+                    arch::reboot()
+                }
+                _ => Err(Error::InvalidArgument),
+            }
+        }
         _ => Err(Error::InvalidSyscall),
     }
 }

@@ -371,8 +371,49 @@ fn call(cx: &Ctx, nr: Sysnum, a: [u64; 6]) -> Result<Out, Error> {
         | Sysnum::IrqCreate
         | Sysnum::IrqBind
         | Sysnum::IrqAck
-        | Sysnum::FrameCreatePhysical => crate::hw::call(cx.p, nr, a),
+        | Sysnum::FrameCreatePhysical
+        | Sysnum::SystemPower => crate::hw::call(cx.p, nr, a),
+        Sysnum::HandleList => handle_list(cx, a),
     }
+}
+
+/// `handle_list(process, ptr, len) -> count`: as many whole [`HandleRecord`]s as fit in
+/// `len` bytes at `ptr`, in slot order; the result counts every live handle.
+fn handle_list(cx: &Ctx, a: [u64; 6]) -> Result<Out, Error> {
+    use hsync_abi::HandleRecord;
+    use hsync_kcore::cap::Object;
+    let target = cx.process(a[0], Rights::MANAGE)?;
+    let (ptr, len) = (a[1], a[2]);
+    let room = usize::try_from(len / HandleRecord::SIZE as u64).unwrap_or(usize::MAX);
+    if room > 0 {
+        check_range(ptr, len)?;
+    }
+    let mut out = Vec::new();
+    let count = {
+        let table = target.handles.lock();
+        out.try_reserve_exact(room.min(table.len()) * HandleRecord::SIZE)
+            .map_err(|_| Error::OutOfMemory)?;
+        let mut n = 0u64;
+        for (h, e) in table.iter() {
+            if out.len() < room * HandleRecord::SIZE {
+                let r = HandleRecord {
+                    handle: h,
+                    kind: e.object().kind(),
+                    rights: e.rights(),
+                    badge: e.badge(),
+                };
+                for w in r.to_words() {
+                    out.extend_from_slice(&w.to_le_bytes());
+                }
+            }
+            n += 1;
+        }
+        n
+    };
+    if !out.is_empty() {
+        cx.write_user(ptr, &out)?;
+    }
+    Ok([count, 0, 0, 0, 0, 0])
 }
 
 fn debug_log(cx: &Ctx, ptr: u64, len: u64) -> Result<(), Error> {

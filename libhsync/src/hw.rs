@@ -97,6 +97,26 @@ impl HwAuthority {
         Ok(handle(out[0]))
     }
 
+    /// `system_power(authority, POWER_OFF)`: ACPI power-off. Returns only on failure.
+    pub fn power_off(&self) -> Error {
+        self.system_power(hsync_abi::POWER_OFF)
+            .err()
+            .unwrap_or(Error::InvalidState)
+    }
+
+    /// `system_power(authority, POWER_REBOOT)`: reset the machine. Returns only on failure.
+    pub fn reboot(&self) -> Error {
+        self.system_power(hsync_abi::POWER_REBOOT)
+            .err()
+            .unwrap_or(Error::InvalidState)
+    }
+
+    /// `system_power(authority, op)` with a raw op (tests of the argument check). Returns only
+    /// on failure.
+    pub fn system_power(&self, op: u64) -> Result<(), Error> {
+        sys::pure(Sysnum::SystemPower, [self.raw().raw(), op, 0, 0, 0, 0]).map(|_| ())
+    }
+
     /// `frame_create_physical`: a Frame over device memory `[phys, phys + len)` (page
     /// multiples; never RAM), mapped with `cache` wherever it is mapped.
     pub fn frame_create_physical(

@@ -11,7 +11,7 @@
 //! ```
 
 use hsync_abi::{
-    DEADLINE_NOW, Error, ExitStatus, FaultRecord, MapFlags, PAGE_SIZE, Rights, Sysnum,
+    DEADLINE_NOW, Error, ExitStatus, FaultRecord, HandleRecord, MapFlags, PAGE_SIZE, Rights, Sysnum,
 };
 
 use crate::handle::{Frame, Handle, Process, Thread, kind::Kind};
@@ -72,6 +72,36 @@ impl Process {
     /// Ends the process now (succeeds on an already-ended process).
     pub fn kill(&self) -> Result<(), Error> {
         sys::pure(Sysnum::ProcessKill, [self.raw().raw(), 0, 0, 0, 0, 0]).map(|_| ())
+    }
+
+    /// `handle_list`: the process's live handles (the first `min(out.len(), 32)`, in slot order,
+    /// written to `out`) and how many it holds in all. Needs `MANAGE`.
+    pub fn handles(&self, out: &mut [HandleRecord]) -> Result<usize, Error> {
+        const CHUNK: usize = 32;
+        let mut words = [0u64; CHUNK * HandleRecord::WORDS];
+        let want = out.len().min(CHUNK);
+        // SAFETY: the kernel writes at most `want` records (`want * SIZE` bytes) to `words`, a
+        // local array no reference covers during the call.
+        let res = unsafe {
+            sys::call(
+                Sysnum::HandleList,
+                [
+                    self.raw().raw(),
+                    words.as_mut_ptr() as u64,
+                    (want * HandleRecord::SIZE) as u64,
+                    0,
+                    0,
+                    0,
+                ],
+            )
+        }?;
+        let count = usize::try_from(res[0]).unwrap_or(usize::MAX);
+        for (i, slot) in out.iter_mut().take(want.min(count)).enumerate() {
+            let mut w = [0u64; HandleRecord::WORDS];
+            w.copy_from_slice(&words[i * HandleRecord::WORDS..(i + 1) * HandleRecord::WORDS]);
+            *slot = HandleRecord::from_words(&w)?;
+        }
+        Ok(count)
     }
 
     /// Waits until the process ends or `deadline` (monotonic ns) passes; returns how it ended,

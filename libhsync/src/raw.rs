@@ -79,6 +79,10 @@ pub fn syscall(nr: u64, args: [u64; 6]) -> Result<RawReturn, Refused> {
         Ok(Sysnum::ProcessWait) => {
             args[1] == 0 || is_inert(args[1], hsync_abi::FaultRecord::WORDS as u64 * 8)
         }
+        // The kernel writes whole handle records through args[1] (only when len >= one record).
+        Ok(Sysnum::HandleList) => {
+            args[2] < hsync_abi::HandleRecord::SIZE as u64 || is_inert(args[1], args[2])
+        }
         // Unmapping: only ranges this process never uses.
         Ok(Sysnum::FrameUnmap) => is_inert(args[1], args[2]),
         // Mapping over inert ranges only, so the heap and mappings keep their addresses.

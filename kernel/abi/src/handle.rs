@@ -182,3 +182,44 @@ impl ObjectKind {
         common.union(specific)
     }
 }
+
+/// One handle as `handle_list` reports it: [`HandleRecord::WORDS`] little-endian `u64`s —
+/// the handle value, its [`ObjectKind`], its [`Rights`], and its badge (0 = none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandleRecord {
+    /// The handle value in the listed process's table.
+    pub handle: Handle,
+    /// What it names.
+    pub kind: ObjectKind,
+    /// What it allows.
+    pub rights: Rights,
+    /// Its badge (endpoints), or 0.
+    pub badge: u64,
+}
+
+impl HandleRecord {
+    /// Words per record.
+    pub const WORDS: usize = 4;
+    /// Bytes per record.
+    pub const SIZE: usize = Self::WORDS * 8;
+
+    /// The record as words.
+    pub const fn to_words(&self) -> [u64; Self::WORDS] {
+        [
+            self.handle.raw(),
+            self.kind as u64,
+            self.rights.raw(),
+            self.badge,
+        ]
+    }
+
+    /// Decodes words written by the kernel; an unknown kind or right is an error.
+    pub fn from_words(w: &[u64; Self::WORDS]) -> Result<HandleRecord, Error> {
+        Ok(HandleRecord {
+            handle: Handle::from_raw(w[0]),
+            kind: ObjectKind::try_from(w[1])?,
+            rights: Rights::from_raw(w[2])?,
+            badge: w[3],
+        })
+    }
+}

@@ -27,3 +27,9 @@ code_enum! {
         WriteCombining = 1 => "write-combining",
     }
 }
+
+/// `system_power` op: ACPI S5 power-off.
+pub const POWER_OFF: u64 = 0;
+/// `system_power` op: reset the machine (0xCF9, then the keyboard controller, then a triple
+/// fault).
+pub const POWER_REBOOT: u64 = 1;

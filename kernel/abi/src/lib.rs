@@ -37,8 +37,10 @@ mod sysnum;
 
 pub use error::{Error, ErrorClass, UnknownError};
 pub use fault::{ExitStatus, FaultKind, FaultRecord};
-pub use handle::{Handle, ObjectKind, Rights};
-pub use hw::{DeviceCache, IO_PORTS, ISA_IRQS, MAX_GSIS, ROOT_HW_AUTHORITY};
+pub use handle::{Handle, HandleRecord, ObjectKind, Rights};
+pub use hw::{
+    DeviceCache, IO_PORTS, ISA_IRQS, MAX_GSIS, POWER_OFF, POWER_REBOOT, ROOT_HW_AUTHORITY,
+};
 pub use ipc::{IpcBuffer, MAX_MSG_HANDLES, MAX_MSG_WORDS, MsgInfo, REG_MSG_WORDS};
 pub use map::{
     DEADLINE_NEVER, DEADLINE_NOW, DEBUG_LOG_MAX, MapFlags, PAGE_SIZE, PRIORITY_LEVELS,

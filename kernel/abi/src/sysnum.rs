@@ -117,6 +117,13 @@ code_enum! {
         /// `frame_create_physical(authority, phys, len, cache) -> frame`: a Frame over device
         /// memory (MMIO, VGA, a framebuffer), mapped uncached or write-combining; never RAM.
         FrameCreatePhysical = 40 => "frame_create_physical",
+        /// `system_power(authority, op)`: power the machine off ([`POWER_OFF`](crate::POWER_OFF))
+        /// or reboot it ([`POWER_REBOOT`](crate::POWER_REBOOT)), with the hardware authority.
+        /// Returns only if that failed.
+        SystemPower = 41 => "system_power",
+        /// `handle_list(process, ptr, len) -> count`: one [`HandleRecord`](crate::HandleRecord)
+        /// per live handle of a process, written to a user buffer; returns how many there are.
+        HandleList = 42 => "handle_list",
     }
 }
 

@@ -25,7 +25,16 @@
 //! A server with `ready = true` in the manifest calls [`RootClient::ready`] once it serves;
 //! root starts the next server only then. A client whose server died (its calls fail with
 //! [`ProtocolError::ServerDied`]) calls [`RootClient::connect`] with the protocol name for a
-//! fresh endpoint to the restarted server. The shell uses `status`, `kill` and `restart`.
+//! fresh endpoint to the restarted server. The shell uses `status`, `kill` and `restart`;
+//! `caps` (a server's handles) and `power` (power-off, reboot) serve any server.
+//!
+//! # Power policy
+//!
+//! Only root holds the hardware authority that `system_power` needs, so powering off or
+//! rebooting goes through root's `power` op, and root grants it to **any server that holds a
+//! `root` endpoint** — every manifest server does. Starting a server is already a trust decision
+//! (its manifest entry); a server that could misuse power-off could as well stop serving. If that
+//! ever needs narrowing, root checks the caller's badge here, in one place.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -70,7 +79,71 @@ libhsync::protocol! {
         /// Kills (if running) and starts again the server called `name` (not counted against
         /// its restart limit).
         fn restart(name: &str) = 5;
+        /// Powers the machine off ([`POWER_OFF`]) or reboots it ([`POWER_REBOOT`]) — see the
+        /// power policy in the crate docs: any server may ask. Does not return on success;
+        /// [`RootError::Refused`] for another `op`, [`RootError::Failed`] if the kernel refused.
+        fn power(op: u64) = 6;
+        /// The handles server number `index` holds: [`CAP_RECORD`]-byte records (decode with
+        /// [`decode_caps`]), at most [`MAX_CAPS`] of them, then the total count as a final
+        /// 8-byte word. [`RootError::NotRunning`] if it has no process.
+        fn caps(index: u64) -> Bytes = 7;
     }
+}
+
+pub use libhsync::{POWER_OFF, POWER_REBOOT};
+
+/// Bytes per handle in a `caps` reply: kind (1 byte), 3 zero bytes, rights (`u32` LE), badge
+/// (`u64` LE).
+pub const CAP_RECORD: usize = 16;
+/// Most handles one `caps` reply lists (the rest are only counted).
+pub const MAX_CAPS: usize = (Bytes::CAPACITY - 8) / CAP_RECORD;
+
+/// One handle as `caps` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cap {
+    /// What it names.
+    pub kind: libhsync::ObjectKind,
+    /// What it allows.
+    pub rights: libhsync::Rights,
+    /// Its badge, or 0.
+    pub badge: u64,
+}
+
+/// Encodes a `caps` reply: the first [`MAX_CAPS`] of `caps`, then `total`.
+pub fn encode_caps(caps: &[Cap], total: u64) -> Bytes {
+    let mut b = Bytes::new();
+    for c in caps.iter().take(MAX_CAPS) {
+        let mut rec = [0u8; CAP_RECORD];
+        rec[0] = c.kind as u8;
+        rec[4..8].copy_from_slice(&(c.rights.raw() as u32).to_le_bytes());
+        rec[8..16].copy_from_slice(&c.badge.to_le_bytes());
+        b.extend(&rec);
+    }
+    b.extend(&total.to_le_bytes());
+    b
+}
+
+/// Decodes a `caps` reply: the listed handles and the total count; `None` if malformed.
+pub fn decode_caps(bytes: &[u8]) -> Option<(impl Iterator<Item = Cap> + '_, u64)> {
+    let split = bytes.len().checked_sub(8)?;
+    let (recs, total) = bytes.split_at(split);
+    if recs.len() % CAP_RECORD != 0 {
+        return None;
+    }
+    let total = u64::from_le_bytes(total.try_into().ok()?);
+    let caps = recs.chunks_exact(CAP_RECORD).map(|r| {
+        let rights = u32::from_le_bytes([r[4], r[5], r[6], r[7]]);
+        let mut badge = [0u8; 8];
+        badge.copy_from_slice(&r[8..16]);
+        Cap {
+            kind: libhsync::ObjectKind::try_from(u64::from(r[0]))
+                .unwrap_or(libhsync::ObjectKind::Process),
+            rights: libhsync::Rights::from_raw(u64::from(rights))
+                .unwrap_or(libhsync::Rights::empty()),
+            badge: u64::from_le_bytes(badge),
+        }
+    });
+    Some((caps, total))
 }
 
 /// The caller's error type for every operation.
@@ -416,6 +489,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn caps_round_trip() {
+        use libhsync::{ObjectKind, Rights};
+        let caps = [
+            Cap {
+                kind: ObjectKind::Endpoint,
+                rights: Rights::SEND | Rights::TRANSFER,
+                badge: 3,
+            },
+            Cap {
+                kind: ObjectKind::IoPortRange,
+                rights: Rights::MANAGE,
+                badge: 0,
+            },
+        ];
+        let b = encode_caps(&caps, 5);
+        let (got, total) = decode_caps(b.as_slice()).unwrap();
+        assert!(got.eq(caps.iter().copied()));
+        assert_eq!(total, 5);
+        assert!(decode_caps(&[1, 2, 3]).is_none());
+        let many = [caps[0]; 40];
+        let enc = encode_caps(&many, 40);
+        let (got, total) = decode_caps(enc.as_slice()).unwrap();
+        assert_eq!((got.count(), total), (MAX_CAPS, 40));
+    }
+
+    #[test]
     fn labels_are_stable() {
         assert_eq!(Root::NAME, "Root");
         assert_eq!(
@@ -425,7 +524,9 @@ mod tests {
                 ("connect", 2),
                 ("status", 3),
                 ("kill", 4),
-                ("restart", 5)
+                ("restart", 5),
+                ("power", 6),
+                ("caps", 7)
             ]
         );
     }

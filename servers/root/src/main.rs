@@ -664,6 +664,54 @@ impl RootServer for Root {
         p.kill().map_err(|_| RootError::Failed)
     }
 
+    fn power(&mut self, badge: u64, op: u64) -> Result<(), RootError> {
+        // Policy (root-api docs): any server holding a root endpoint may ask.
+        if op != libhsync::POWER_OFF && op != libhsync::POWER_REBOOT {
+            return Err(RootError::Refused);
+        }
+        let hw = self.hw.as_ref().ok_or(RootError::Failed)?;
+        let what = if op == libhsync::POWER_OFF {
+            "power-off"
+        } else {
+            "reboot"
+        };
+        log::info!("root: {what} asked by badge {badge}");
+        let e = hw.system_power(op).err();
+        log::error!("root: {what} failed: {e:?}");
+        Err(RootError::Failed)
+    }
+
+    fn caps(&mut self, _badge: u64, index: u64) -> Result<Bytes, RootError> {
+        let i = usize::try_from(index).map_err(|_| RootError::NoSuchServer)?;
+        self.server(i).ok_or(RootError::NoSuchServer)?;
+        self.reap(i);
+        let p = self.srvs[i].process.as_ref().ok_or(RootError::NotRunning)?;
+        let mut recs = [libhsync::HandleRecord {
+            handle: hsync_abi::Handle::NULL,
+            kind: libhsync::ObjectKind::Process,
+            rights: Rights::empty(),
+            badge: 0,
+        }; hsync_root_api::MAX_CAPS];
+        let total = p.handles(&mut recs).map_err(|e| {
+            log::error!("root: handle_list: {e:?}");
+            RootError::Failed
+        })?;
+        let mut caps = [hsync_root_api::Cap {
+            kind: libhsync::ObjectKind::Process,
+            rights: Rights::empty(),
+            badge: 0,
+        }; hsync_root_api::MAX_CAPS];
+        let n = total.min(recs.len());
+        for (c, r) in caps.iter_mut().zip(&recs[..n]) {
+            *c = hsync_root_api::Cap {
+                kind: r.kind,
+                rights: r.rights,
+                badge: r.badge,
+            };
+        }
+        Ok(hsync_root_api::encode_caps(&caps[..n], total as u64))
+    }
+
     fn restart(&mut self, badge: u64, name: &str) -> Result<(), RootError> {
         let i = self.find(name)?;
         let s = &mut self.srvs[i];

@@ -67,6 +67,7 @@ macro_rules! ok {
 
 pub mod hw;
 mod peer_death;
+mod power;
 
 pub mod idl;
 
@@ -164,7 +165,12 @@ pub fn run(elf: &[u8], args: StartArgs) -> i32 {
         ("fault_stack_overflow", fault_stack_overflow),
         ("spawn_kill_1000", spawn_kill_1000),
     ];
-    for &(name, f) in tests.iter().chain(idl::TESTS).chain(hw::TESTS) {
+    for &(name, f) in tests
+        .iter()
+        .chain(idl::TESTS)
+        .chain(hw::TESTS)
+        .chain(power::TESTS)
+    {
         r.run(&mut ctx, name, f);
     }
     println!("[utest] done passed={} failed={}", r.passed, r.failed);

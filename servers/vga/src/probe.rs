@@ -50,6 +50,12 @@ impl RootServer for FakeRoot {
     fn restart(&mut self, _badge: u64, _name: &str) -> Result<(), RootError> {
         Err(RootError::Refused)
     }
+    fn power(&mut self, _badge: u64, _op: u64) -> Result<(), RootError> {
+        Err(RootError::Refused)
+    }
+    fn caps(&mut self, _badge: u64, _index: u64) -> Result<hsync_root_api::Bytes, RootError> {
+        Err(RootError::Refused)
+    }
 }
 
 /// Receives and answers one request on `ep`.

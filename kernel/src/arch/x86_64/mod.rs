@@ -136,6 +136,11 @@ pub fn power_off() -> ! {
     power::power_off(BOOT_INFO.get().copied())
 }
 
+/// Resets the machine (0xCF9, keyboard controller, triple fault).
+pub fn reboot() -> ! {
+    power::reboot()
+}
+
 /// Allows (`allow`) or denies ring-3 `in`/`out` on ports `first..first + count` on this CPU
 /// (the TSS I/O permission bitmap; IOPL stays 0).
 pub fn set_io_ports(first: u16, count: u32, allow: bool) {

@@ -62,6 +62,43 @@ pub fn power_off(info: Option<&BootInfo>) -> ! {
     halt_forever()
 }
 
+/// Resets the machine: the PCI reset control register (0xCF9), then the keyboard
+/// controller's reset line (0x64 ← 0xFE), then a triple fault (an empty IDT and an exception).
+pub fn reboot() -> ! {
+    x86_64::instructions::interrupts::disable();
+    log::info!(target: "power", "rebooting");
+    let settle = || {
+        let start = super::time::rdtsc();
+        while super::time::rdtsc().wrapping_sub(start) < 50_000_000 {
+            core::hint::spin_loop();
+        }
+    };
+    let mut cf9 = Port::<u8>::new(0xCF9);
+    // SAFETY: 0xCF9 is the PCI reset control register on PC chipsets (and QEMU's PIIX/Q35);
+    // 0x02 then 0x06 requests a hard reset. We are resetting: nothing depends on continuing.
+    unsafe {
+        cf9.write(0x02);
+        cf9.write(0x06);
+    }
+    settle();
+    let mut kbc = Port::<u8>::new(0x64);
+    // SAFETY: the 8042 command port; 0xFE pulses the CPU reset line.
+    unsafe { kbc.write(0xFE) };
+    settle();
+    log::warn!(target: "power", "no reset yet; triple-faulting");
+    let empty = x86_64::structures::DescriptorTablePointer {
+        limit: 0,
+        base: x86_64::VirtAddr::new(0),
+    };
+    // SAFETY: loading an empty IDT and raising an exception triple-faults, which resets the
+    // CPU; that is the intent.
+    unsafe {
+        x86_64::instructions::tables::lidt(&empty);
+        core::arch::asm!("int3");
+    }
+    halt_forever()
+}
+
 fn enter_s5(s5: S5) {
     const SLP_EN: u16 = 1 << 13;
     let mut a = Port::<u16>::new(s5.pm1a_cnt);

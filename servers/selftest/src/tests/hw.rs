@@ -62,6 +62,7 @@ pub fn role(mut args: StartArgs) -> i32 {
                 (Sysnum::IoportCreate, [a, 0x3f8, 8, 0, 0, 0]),
                 (Sysnum::IrqCreate, [a, 0, 0, 0, 0, 0]),
                 (Sysnum::FrameCreatePhysical, [a, 0xb8000, 4096, 0, 0, 0]),
+                (Sysnum::SystemPower, [a, 0, 0, 0, 0, 0]),
             ];
             let refused = calls
                 .iter()
