@@ -5,11 +5,9 @@
 //! on its own side; command output goes to both. The command language (parsing, messages,
 //! report formats) is host-tested in `servers/shell-api`; this file is the I/O around it.
 //! Servers it reaches: `root` (ps, kill, restart), `phase` (phase, wave, bench, crash), the kernel
-//! (`system_info` for mem). `poweroff` and `reboot` use the two I/O ports the manifest grants the
-//! shell: the ACPI PM1a control register QEMU's firmware places at 0x604 (SLP_EN with QEMU's S5
-//! sleep type) and the 0xCF9 reset-control register. Both are QEMU-specific: on other machines
-//! the values come from the FADT and the DSDT's `_S5`, which only the kernel parses; a
-//! `power_off` system call would be the general answer.
+//! (`system_info` for mem). `poweroff` and `reboot` ask root (`power`), which holds the hardware
+//! authority the kernel's `system_power` needs (ACPI S5 from the FADT and DSDT; 0xCF9, keyboard
+//! controller, triple fault for reset); `caps <pid>` asks root (`caps`) for a server's handles.
 //!
 //! The shell refuses to panic on input: every bad line gets a message.
 #![no_std]
@@ -29,7 +27,6 @@ use hsync_root_api::{RootClient, RootError, ServerStatus, Start};
 use hsync_serial_api::SerialClient;
 use hsync_shell_api::{Command, Event, HELP, LineEditor, PROMPT, WaveMode, fmt as report, parse};
 use hsync_vga_api::VgaClient;
-use libhsync::hw::IoPorts;
 use libhsync::protocol::{Bytes, ProtocolError};
 use libhsync::{IpcBuf, Notification, Rights, StartArgs};
 
@@ -163,7 +160,6 @@ struct Shell {
     phase: Option<PhaseClient>,
     serial_in: LineEditor,
     key_in: LineEditor,
-    /// Port 0x604 (ACPI PM1a control) and 0xCF9 (reset control), when granted.
     keys: Option<Ps2Client>,
     /// Servers found dead (by a call answering `ServerDied`), reconnected by [`Shell::heal`].
     keys_died: bool,
@@ -171,8 +167,6 @@ struct Shell {
     /// The "input waiting" notification and how many input servers took a copy.
     wake: Option<Notification>,
     subscribed: u32,
-    power: Option<IoPorts>,
-    reset: Option<IoPorts>,
 }
 
 /// `None` for "server died" (the caller reconnects), the error in words otherwise.
@@ -292,11 +286,13 @@ impl Shell {
                     }
                 }
             }
-            Command::Caps(pid) => writeln!(
-                text,
-                "caps {pid}: not available: the kernel has no call that lists another \
-                 process's handles yet"
-            )?,
+            Command::Caps(pid) => match &self.root {
+                None => text.write_str("no connection to root\n")?,
+                Some(root) => match root.caps(ipc, pid) {
+                    Ok(bytes) => caps_report(&mut text, pid, bytes.as_slice())?,
+                    Err(e) => writeln!(text, "caps {pid}: {e}")?,
+                },
+            },
             Command::Phase => match &self.phase {
                 None => text.write_str("phase: no connection to the phase server\n")?,
                 Some(p) => match p.status(ipc) {
@@ -409,28 +405,25 @@ impl Shell {
             }
             Command::Poweroff => {
                 self.print(ipc, "powering off\n")?;
-                if let Some(p) = &self.power {
-                    // PM1a_CNT: SLP_EN (bit 13) with SLP_TYP 0, the S5 type of QEMU's DSDT
-                    // (its `_S5` package is {0, 0}); QEMU then exits with status 0.
-                    p.write_u16(0, 1 << 13);
-                }
-                text.write_str(
-                    "poweroff: not possible (no ACPI PM port granted, or it was ignored)\n",
-                )?;
+                self.power(ipc, &mut text, "poweroff", libhsync::POWER_OFF)?;
             }
             Command::Reboot => {
                 self.print(ipc, "rebooting\n")?;
-                if let Some(r) = &self.reset {
-                    // Reset control: full reset (bit 2 = reset CPU, bit 1 = system reset).
-                    r.write_u8(0, 0x02);
-                    r.write_u8(0, 0x06);
-                }
-                text.write_str(
-                    "reboot: not possible (no reset port granted, or it was ignored)\n",
-                )?;
+                self.power(ipc, &mut text, "reboot", libhsync::POWER_REBOOT)?;
             }
         }
         self.print(ipc, &text)
+    }
+
+    /// Asks root to power off or reboot; returns (with a message in `text`) only if that failed.
+    fn power(&self, ipc: &mut IpcBuf, text: &mut String, what: &str, op: u64) -> fmt::Result {
+        match &self.root {
+            None => writeln!(text, "{what}: no connection to root"),
+            Some(root) => match root.power(ipc, op) {
+                Ok(()) => writeln!(text, "{what}: root answered but the machine is still on"),
+                Err(e) => writeln!(text, "{what}: not possible: {e}"),
+            },
+        }
     }
 
     /// Reconnects every server a call found dead (`ServerDied`).
@@ -579,8 +572,6 @@ fn main(mut args: StartArgs) -> i32 {
     let vga = start.import("vga").map(VgaClient::new);
     let keys = start.import("ps2").map(Ps2Client::new);
     let phase = start.import("phase").map(PhaseClient::new);
-    let power = ports(&mut start, 0, "poweroff");
-    let reset = ports(&mut start, 1, "reboot");
     let root = start.root();
 
     // One notification for "input waiting" from either side; each server gets its own copy.
@@ -613,8 +604,6 @@ fn main(mut args: StartArgs) -> i32 {
         phase_died: false,
         wake,
         subscribed,
-        power,
-        reset,
     };
     if let Some(root) = &shell.root {
         hsync_root_api::report_ready(root, ipc);
@@ -636,17 +625,35 @@ fn main(mut args: StartArgs) -> i32 {
     }
 }
 
-/// The `n`th granted port range, enabled; `None` (logged) without it.
-fn ports(start: &mut Start, n: usize, what: &str) -> Option<IoPorts> {
-    match start.io_ports(n) {
-        Some(Ok(p)) => Some(p),
-        Some(Err(e)) => {
-            log::warn!("shell: cannot enable the {what} port: {e}");
-            None
+/// `caps` output: a header, then one line per handle (slot in list order, kind, rights, badge).
+fn caps_report(w: &mut impl Write, pid: u64, bytes: &[u8]) -> fmt::Result {
+    let Some((caps, total)) = hsync_root_api::decode_caps(bytes) else {
+        return writeln!(w, "caps {pid}: malformed reply from root");
+    };
+    writeln!(w, "caps {pid}: {total} handles")?;
+    writeln!(w, "  slot  kind            rights")?;
+    let mut shown = 0u64;
+    for (i, c) in caps.enumerate() {
+        write!(w, "  {i:>4}  {:<14}  ", c.kind.name())?;
+        let mut first = true;
+        for (name, _) in c.rights.iter_names() {
+            if !first {
+                w.write_char('|')?;
+            }
+            w.write_str(name)?;
+            first = false;
         }
-        None => {
-            log::warn!("shell: no {what} port granted");
-            None
+        if first {
+            w.write_char('-')?;
         }
+        if c.badge != 0 {
+            write!(w, "  badge {}", c.badge)?;
+        }
+        w.write_char('\n')?;
+        shown += 1;
     }
+    if shown < total {
+        writeln!(w, "  ... and {} more", total - shown)?;
+    }
+    Ok(())
 }

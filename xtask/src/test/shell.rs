@@ -1,8 +1,9 @@
 //! The `shell` suite: the whole system boots (root, every manifest server), and a person's
 //! session is typed into COM1 through QEMU's stdin (`-serial stdio`): `help`, a bad command,
-//! garbage bytes and an over-long line, `ps`, then `poweroff`. Checks: the help text and each
-//! error message come back on serial, the shell keeps answering after bad input, and
-//! `poweroff` ends QEMU by itself with exit status 0.
+//! garbage bytes and an over-long line, `ps`, `caps 0`, then `poweroff`. Checks: the help text
+//! and each error message come back on serial, the shell keeps answering after bad input,
+//! `caps 0` lists server 0's handles (through root and `handle_list`), and `poweroff` (root's
+//! `power` op, the kernel's ACPI S5) ends QEMU by itself with exit status 0.
 //!
 //! The same boot also checks, through a QEMU monitor socket (`pmemsave`, `sendkey`): the VGA
 //! text buffer at 0xB8000 shows the prompt `hsync>` after boot; keys typed on the PS/2 keyboard
@@ -81,6 +82,11 @@ const SESSION: &[Step] = &[
     },
     Step {
         after: "  #  name          state",
+        input: Input::Serial(b"caps 0\r"),
+    },
+    Step {
+        // `caps`'s header: the listing follows it in the same output.
+        after: "  slot  kind            rights",
         input: Input::Serial(b"poweroff\r"),
     },
 ];
@@ -333,6 +339,17 @@ fn judge(output: &str, typed: usize, status: Option<i32>, screen: Option<&str>) 
         ),
         check(
             SUITE,
+            "caps_0_lists_handles",
+            output
+                .lines()
+                .any(|l| l.starts_with("caps 0: ") && l.ends_with(" handles"))
+                && output
+                    .lines()
+                    .any(|l| l.contains("Endpoint") && l.contains("SEND")),
+            "`caps 0` did not list server 0's handles with kind and rights",
+        ),
+        check(
+            SUITE,
             "poweroff_exits_0",
             typed == SESSION.len() && status == Some(0),
             format!(
@@ -366,7 +383,8 @@ mod tests {
                     line too long (at most 120 characters); discarded\n  3  phase         running\n\
                     root: server `vga` faulted: PageFault address=0x0\n\
                     root: restarting `vga` (1 of 3)\nvga: faulted as asked; root restarts it\n\
-                    vga: reconnected\n  1  vga           running     20         1       1\n";
+                    vga: reconnected\n  1  vga           running     20         1       1\n\
+                    caps 0: 5 handles\n     0  Endpoint        SEND|RECV\n";
         let screen = Some("HSYNC-OS shell: type `help`\nhsync>\n");
         assert!(
             judge(good, SESSION.len(), Some(0), screen)
