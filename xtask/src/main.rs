@@ -48,6 +48,21 @@ enum Command {
         #[arg(long)]
         release: bool,
     },
+    /// Write `target/hsync-os.iso`, a hybrid BIOS/UEFI image for CD or USB stick (see
+    /// docs/hardware.md): GRUB + the shim (Multiboot2) by default, Limine with --limine DIR or
+    /// LIMINE_DIR (a Limine binary release).
+    Iso {
+        /// Build with the release profile.
+        #[arg(long)]
+        release: bool,
+        /// A Limine binary release directory (default: $LIMINE_DIR); boots the kernel without
+        /// the shim.
+        #[arg(long, value_name = "DIR")]
+        limine: Option<std::path::PathBuf>,
+        /// Kernel command line baked into the image (e.g. `log=debug`).
+        #[arg(long, default_value = "")]
+        cmdline: String,
+    },
     /// Check formatting (rustfmt) and lints (clippy -D warnings) for host and target crates.
     Check,
     /// Boot the bench image and measure IPC, null syscall and yield (median, p99, min in ns and
@@ -106,6 +121,13 @@ pub struct RunArgs {
     /// Extra words for the kernel command line (e.g. `log=debug`).
     #[arg(long, default_value = "")]
     pub cmdline: String,
+    /// Boot `target/hsync-os.iso` (built as by `cargo xtask iso`) from the CD drive instead of
+    /// the direct boot: SeaBIOS on `pc`, or OVMF on `q35` with --uefi.
+    #[arg(long)]
+    pub iso: bool,
+    /// With --iso: boot through UEFI firmware (OVMF, `sudo apt-get install ovmf`).
+    #[arg(long, requires = "iso")]
+    pub uefi: bool,
     /// Arguments passed to QEMU verbatim.
     #[arg(last = true)]
     pub qemu_args: Vec<String>,
@@ -126,6 +148,11 @@ fn main() -> ExitCode {
         Command::Build { release } => artifacts::build(release).map(|_| ExitCode::SUCCESS),
         Command::Run(args) => qemu::run(&args),
         Command::Test { filter, release } => test::run(filter.as_deref(), release),
+        Command::Iso {
+            release,
+            limine,
+            cmdline,
+        } => images::iso_command(release, limine, &cmdline).map(|_| ExitCode::SUCCESS),
         Command::Check => check::run().map(|_| ExitCode::SUCCESS),
         Command::Bench { debug, smp } => bench::run(debug, smp),
         Command::NewServer { name, root } => {

@@ -223,12 +223,38 @@ pub struct Captured {
 /// Runs `cmd`, streaming serial lines through `symbolizer` (and echoing them when `echo`), and
 /// kills QEMU after `timeout`.
 pub fn run_captured(
-    mut cmd: Command,
+    cmd: Command,
     symbolizer: &Symbolizer,
     timeout: Option<Duration>,
     echo: bool,
     interactive: bool,
 ) -> Result<Captured> {
+    capture(cmd, symbolizer, timeout, echo, interactive, None).map(|(c, _)| c)
+}
+
+/// How long a run stopped by [`run_until`] goes on after the line appeared (to catch a fault
+/// right after it).
+const UNTIL_GRACE: Duration = Duration::from_secs(2);
+
+/// As [`run_captured`] (no echo, no stdin), but stops QEMU [`UNTIL_GRACE`] after a serial line
+/// containing `needle` appeared (outcome [`Outcome::Timeout`]); also returns when it appeared.
+pub fn run_until(
+    cmd: Command,
+    symbolizer: &Symbolizer,
+    timeout: Duration,
+    needle: &str,
+) -> Result<(Captured, Option<Duration>)> {
+    capture(cmd, symbolizer, Some(timeout), false, false, Some(needle))
+}
+
+fn capture(
+    mut cmd: Command,
+    symbolizer: &Symbolizer,
+    timeout: Option<Duration>,
+    echo: bool,
+    interactive: bool,
+    until: Option<&str>,
+) -> Result<(Captured, Option<Duration>)> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.stdin(if interactive {
         Stdio::inherit()
@@ -262,7 +288,12 @@ pub fn run_captured(
 
     let mut output = String::new();
     let mut timed_out = false;
+    let mut seen_at: Option<Duration> = None;
     loop {
+        if seen_at.is_some_and(|at| start.elapsed() >= at + UNTIL_GRACE) {
+            timed_out = true;
+            break;
+        }
         let wait = match timeout {
             Some(t) => match t.checked_sub(start.elapsed()) {
                 Some(left) => left.min(Duration::from_millis(200)),
@@ -278,6 +309,9 @@ pub fn run_captured(
                 let line = symbolizer.annotate(&line);
                 if echo {
                     println!("{line}");
+                }
+                if seen_at.is_none() && until.is_some_and(|n| line.contains(n)) {
+                    seen_at = Some(start.elapsed());
                 }
                 output.push_str(&line);
                 output.push('\n');
@@ -312,11 +346,14 @@ pub fn run_captured(
     } else {
         Outcome::from_status(status.code())
     };
-    Ok(Captured {
-        outcome,
-        output,
-        elapsed: start.elapsed(),
-    })
+    Ok((
+        Captured {
+            outcome,
+            output,
+            elapsed: start.elapsed(),
+        },
+        seen_at,
+    ))
 }
 
 /// The standard direct boot of the system: shim, kernel (+ command line), initfs.
@@ -357,7 +394,18 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     if args.accel == Accel::Kvm && !Path::new("/dev/kvm").exists() {
         return Err("--accel kvm: /dev/kvm does not exist on this machine".into());
     }
-    let cmd = command(&machine, &system_boot(&a, &args.cmdline))?;
+    if args.uefi && !args.iso {
+        return Err("--uefi needs --iso (direct boot has no firmware choice)".into());
+    }
+    let boot = if args.iso {
+        Boot::Cdrom {
+            iso: crate::images::system_iso(&a, &args.cmdline)?,
+            uefi: args.uefi,
+        }
+    } else {
+        system_boot(&a, &args.cmdline)
+    };
+    let cmd = command(&machine, &boot)?;
     if args.gdb {
         println!("QEMU waits for gdb. In another terminal run:");
         println!(

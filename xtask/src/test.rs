@@ -16,6 +16,7 @@ use crate::qemu::{self, Boot, Captured, Machine, Module, Outcome};
 use crate::symbolize::Symbolizer;
 use crate::tools::{cargo, step};
 
+mod iso;
 mod shell;
 mod system;
 
@@ -327,7 +328,8 @@ pub fn run(filter: Option<&str>, release: bool) -> Result<ExitCode> {
     let want_vga = wanted(vga::SUITE);
     let want_drivers = drivers::wanted(&wanted);
     let want_shell = wanted(shell::SUITE);
-    if !suites.is_empty() || want_vga || want_drivers || want_shell {
+    let want_iso = iso::wanted(&wanted);
+    if !suites.is_empty() || want_vga || want_drivers || want_shell || want_iso {
         let system = artifacts::build(release)?;
         let symbolizer = Symbolizer::new(&system.kernel);
         let mut ctx = Ctx {
@@ -368,6 +370,9 @@ pub fn run(filter: Option<&str>, release: bool) -> Result<ExitCode> {
         }
         if want_shell {
             cases.extend(shell::run(&ctx.system, &symbolizer)?);
+        }
+        if want_iso {
+            cases.extend(iso::run(&ctx.system, &symbolizer, &wanted)?);
         }
     }
 
