@@ -244,6 +244,7 @@ pub fn direct_switch<D>(next: Arc<Thread>, park: impl FnOnce(&Thread, Arc<Thread
     let kstack = next.kstack_top();
     let cr3 = next.cr3();
     crate::hw::switch_io(&next);
+    arch::fpu_switch_to(Arc::as_ptr(&next) as usize);
     let mut cpu = this_cpu().lock();
     publish_current(&next);
     let Some(cur) = cpu.current.replace(next) else {
@@ -337,6 +338,7 @@ pub fn exit_current() -> ! {
         let cpu = this_cpu().lock();
         if let Some(cur) = cpu.current.as_ref() {
             cur.inner.lock().state = State::Dead;
+            arch::fpu_release(Arc::as_ptr(cur) as usize);
         }
     }
     switch(false, None);
@@ -476,6 +478,7 @@ fn switch(requeue: bool, direct: Option<Arc<Thread>>) {
     cpu.ticks_left = SLICE_TICKS;
     cpu.need_resched = false;
     crate::hw::switch_io(&next);
+    arch::fpu_switch_to(Arc::as_ptr(&next) as usize);
     publish_current(&next);
     // Move, not clone: the outgoing thread's reference goes to `prev`, dropped after the switch.
     let Some(cur) = cpu.current.replace(next) else {
@@ -609,6 +612,41 @@ pub fn on_user_fault(fault: &UserFault) -> ! {
         p.end(ExitStatus::Faulted(kind), Some(record));
     }
     exit_current()
+}
+
+/// Called by the trap dispatcher for #NM from ring 3 (lazy FPU is on): gives the running
+/// thread the FPU, with a fresh register area on its first use. Returns false when that area
+/// cannot be allocated (the #NM then faults the process).
+pub fn on_fpu_trap() -> bool {
+    with_current(|t| {
+        let mut area = t.fpu.lock();
+        if area.is_none() {
+            *area = new_fx_area();
+        }
+        let Some(a) = area.as_deref() else {
+            return false;
+        };
+        // SAFETY: `t` is the running thread; its area lives in `t.fpu` until the thread is
+        // dropped, and `exit_current` / `Thread::drop` release ownership before that.
+        unsafe { arch::fpu_claim(core::ptr::from_ref(t) as usize, a) };
+        true
+    })
+}
+
+/// A fresh FPU area, or `None` when the heap is exhausted.
+fn new_fx_area() -> Option<Box<arch::FxArea>> {
+    let layout = core::alloc::Layout::new::<arch::FxArea>();
+    // SAFETY: the layout has a non-zero size.
+    let p = unsafe { alloc::alloc::alloc(layout) }.cast::<arch::FxArea>();
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `p` is a fresh allocation with `FxArea`'s layout; writing initializes it, and
+    // `Box::from_raw` takes it over with the same layout (the global allocator).
+    unsafe {
+        p.write(arch::FxArea::new());
+        Some(Box::from_raw(p))
+    }
 }
 
 /// Classifies a user exception; a not-present #PF in a stack guard page (`guard`), or within a

@@ -13,6 +13,7 @@
 //!   a `log` backend on the kernel debug log, [`println!`];
 //! * hardware ([`hw`]): I/O ports, IRQ lines and device memory for drivers, from granted handles;
 //! * [`raw`]: unvalidated calls for tests of the kernel's argument checks.
+//! * [`sse`]: SSE register load/check helpers for tests of lazy FPU switching.
 //!
 //! A program is `#![no_std] #![no_main]`, `#![forbid(unsafe_code)]`, and looks like:
 //!
@@ -43,6 +44,7 @@ pub mod process;
 pub mod protocol;
 pub mod raw;
 pub mod rt;
+pub mod sse;
 pub mod sys;
 pub mod sysinfo;
 

@@ -15,7 +15,7 @@ use spin::Mutex;
 
 use super::endpoint::ReplyCap;
 use super::{Endpoint, Live, Notification, Process};
-use crate::arch::{KernelContext, UserRegs};
+use crate::arch::{FxArea, KernelContext, UserRegs};
 use crate::mm;
 
 /// Pages of a thread's kernel stack (debug builds are stack-hungry; IPC copies use the stack).
@@ -143,7 +143,16 @@ pub struct Thread {
     ctx: AtomicU64,
     /// Mutable state.
     pub inner: Mutex<ThreadInner>,
+    /// Saved FPU/SSE registers, made at its first #NM (lazy FPU, `arch` `fpu.rs`).
+    pub fpu: Mutex<Option<Box<FxArea>>>,
     _live: Live,
+}
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        // Normally done at exit (`sched::exit_current`); never leave a freed area as the owner's.
+        crate::arch::fpu_release(core::ptr::from_mut(self) as usize);
+    }
 }
 
 impl Thread {
@@ -169,6 +178,7 @@ impl Thread {
             stack,
             ctx: AtomicU64::new(ctx.into_rsp()),
             inner: Mutex::new(ThreadInner::default()),
+            fpu: Mutex::new(None),
             _live: Live::new(ObjectKind::Thread),
         }))
     }

@@ -65,6 +65,7 @@ macro_rules! ok {
     };
 }
 
+mod fpu;
 pub mod hw;
 mod peer_death;
 mod power;
@@ -170,6 +171,7 @@ pub fn run(elf: &[u8], args: StartArgs) -> i32 {
         .chain(idl::TESTS)
         .chain(hw::TESTS)
         .chain(power::TESTS)
+        .chain(fpu::TESTS)
     {
         r.run(&mut ctx, name, f);
     }

@@ -30,6 +30,10 @@ pub struct Features {
     pub huge_1g: bool,
     /// The no-execute page bit (EFER.NXE).
     pub nx: bool,
+    /// `fxsave`/`fxrstor` (CPUID.1:EDX.24).
+    pub fxsr: bool,
+    /// SSE (CPUID.1:EDX.25).
+    pub sse: bool,
 }
 
 fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
@@ -83,6 +87,8 @@ impl Features {
             nx: bit(ext1, 20),
             huge_1g: bit(ext1, 26),
             invariant_tsc: bit(ext7, 8),
+            fxsr: bit(leaf1.edx, 24),
+            sse: bit(leaf1.edx, 25),
         }
     }
 

@@ -6,8 +6,8 @@
 //! (`user::init_cpu`), switch to a guarded kernel stack). The rest of the kernel sees only the
 //! functions re-exported here.
 //!
-//! User mode, `syscall`, context switches and the FPU/SSE policy (none in ring 3 yet) are
-//! described in `user.rs`; per-CPU data and the `swapgs` discipline in `percpu.rs`; the APIC
+//! User mode, `syscall` and context switches are described in `user.rs`; lazy user FPU/SSE
+//! (CR0.TS, #NM) in `fpu.rs`; per-CPU data and the `swapgs` discipline in `percpu.rs`; the APIC
 //! timer (vector 0x30) in `apic.rs`.
 
 use spin::Once;
@@ -18,6 +18,7 @@ use crate::ktest::KTest;
 mod apic;
 mod backtrace;
 mod cpu;
+mod fpu;
 mod gdt;
 mod ioapic;
 pub mod paging;
@@ -35,6 +36,9 @@ mod user_tests;
 
 pub use self::backtrace::{current_rbp, walk as walk_frames};
 pub use self::cpu::cpu_id;
+pub use self::fpu::{
+    FxArea, claim as fpu_claim, release as fpu_release, switch_to as fpu_switch_to,
+};
 pub use self::ioapic::{
     init as init_irq_routing, mask as mask_irq, resolve as resolve_irq, route as route_irq,
     unmask as unmask_irq,

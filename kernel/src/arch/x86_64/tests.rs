@@ -8,7 +8,7 @@ use x86_64::instructions::tables::{sgdt, sidt};
 use x86_64::registers::control::{Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 
-use super::{backtrace, cpu, gdt, power, probe, time, trap, user_tests};
+use super::{backtrace, cpu, fpu, gdt, power, probe, time, trap, user_tests};
 use crate::ensure;
 use crate::ktest::{KTest, TestResult};
 
@@ -80,7 +80,54 @@ pub const TESTS: &[KTest] = &[
         name: "arch::pcid_address_space_switch",
         run: user_tests::pcid_address_space_switch,
     },
+    KTest {
+        name: "arch::lazy_fpu_policy",
+        run: lazy_fpu_policy,
+    },
 ];
+
+/// The lazy FPU policy's control bits, and that the ring-3 code of the ktests before this one
+/// (syscalls, sysret/iret returns, interrupts and faults in ring 3; no FPU use) never took #NM.
+fn lazy_fpu_policy() -> TestResult {
+    use x86_64::registers::control::{Cr0, Cr0Flags};
+    let f = cpu::features();
+    ensure!(
+        fpu::enabled() == (f.fxsr && f.sse),
+        "lazy FPU {} but CPUID FXSR {} SSE {}",
+        fpu::enabled(),
+        f.fxsr,
+        f.sse
+    );
+    let (cr0, cr4) = (Cr0::read(), Cr4::read());
+    if fpu::enabled() {
+        ensure!(
+            !cr0.contains(Cr0Flags::EMULATE_COPROCESSOR)
+                && cr0.contains(Cr0Flags::MONITOR_COPROCESSOR),
+            "CR0 {cr0:?}: want MP on, EM off"
+        );
+        ensure!(
+            cr4.contains(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE)
+                && !cr4.contains(Cr4Flags::OSXSAVE),
+            "CR4 {cr4:?}: want OSFXSR and OSXMMEXCPT on, OSXSAVE off"
+        );
+        let me = crate::arch::cpu_local().current();
+        ensure!(fpu::owner() != me, "the ktest (kernel) thread owns the FPU");
+        ensure!(
+            cr0.contains(Cr0Flags::TASK_SWITCHED) && fpu::ts_set(),
+            "CR0.TS {} (cached {}) while a non-owner runs",
+            cr0.contains(Cr0Flags::TASK_SWITCHED),
+            fpu::ts_set()
+        );
+    } else {
+        ensure!(
+            cr0.contains(Cr0Flags::EMULATE_COPROCESSOR),
+            "no FXSR/SSE but CR0.EM clear"
+        );
+    }
+    let nm = fpu::NM_TRAPS.load(Ordering::Relaxed);
+    ensure!(nm == 0, "{nm} #NM traps from FPU-free ring-3 code");
+    Ok(())
+}
 
 fn breakpoint_resumes() -> TestResult {
     let before = trap::BREAKPOINTS.load(Ordering::Relaxed);

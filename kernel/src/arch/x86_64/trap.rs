@@ -7,7 +7,8 @@
 //!
 //! Policy: a breakpoint is logged and resumed; a kernel-mode exception panics with a full report
 //! (the panic handler picks the frame up through [`take_panic_frame`]); a user-mode exception
-//! becomes a `UserFault` for `sched::on_user_fault` (`int3` from ring 3 included); NMI, #DF and
+//! becomes a `UserFault` for `sched::on_user_fault` (`int3` from ring 3 included) except #NM,
+//! which is lazy FPU switching (`fpu.rs`, `sched::on_fpu_trap`); NMI, #DF and
 //! #MC always panic. The common tail executes `swapgs` on entry and exit when the interrupted
 //! CS has RPL 3 (see `percpu`). APIC vectors: timer → EOI + `sched::on_timer_tick`, error →
 //! log, spurious → ignored.
@@ -108,6 +109,8 @@ pub mod vector {
     pub const NMI: u64 = 2;
     /// `int3`.
     pub const BREAKPOINT: u64 = 3;
+    /// Device not available (#NM): FPU/SSE use with CR0.TS set.
+    pub const DEVICE_NOT_AVAILABLE: u64 = 7;
     /// Double fault.
     pub const DOUBLE_FAULT: u64 = 8;
     /// Page fault.
@@ -313,6 +316,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             log::debug!(target: "trap", "breakpoint at {:#018x}", frame.rip.wrapping_sub(1));
         }
         vector::PAGE_FAULT if super::probe::recover(&mut *frame) => {}
+        // Lazy FPU: a ring-3 thread's first x87/SSE instruction since it lost the FPU.
+        vector::DEVICE_NOT_AVAILABLE
+            if frame.is_user() && super::fpu::enabled() && crate::sched::on_fpu_trap() => {}
         v if v < 32 => {
             if frame.is_user() {
                 user_fault(frame)

@@ -23,11 +23,12 @@
 //! not preemptible; `syscall` clears IF through IA32_FMASK, interrupt gates clear it too).
 //!
 //! # FPU/SSE policy
-//! The kernel is soft-float, and so are user programs (built for `x86_64-unknown-none`). User
-//! programs get no FPU/SSE yet: `init_cpu` sets CR0.EM and clears CR4.OSFXSR/OSXMMEXCPT/OSXSAVE,
-//! so any x87 instruction raises #NM and any MMX/SSE/AVX instruction #UD — a fault of that
-//! process only. Thread switches and the IPC path therefore never save or restore FPU state.
-//! Enabling it later means lazy (CR0.TS) or per-thread-flag `xsave`, without touching this ABI.
+//! The kernel is soft-float, and so are user programs by default (built for
+//! `x86_64-unknown-none`). User threads that execute x87/MMX/SSE get it lazily (see `fpu.rs`):
+//! `init_cpu` sets CR4.OSFXSR/OSXMMEXCPT and CR0.MP, clears CR0.EM (when CPUID has FXSR and
+//! SSE; otherwise x87 raises #NM and SSE #UD, faulting the process), and CR0.TS is set whenever
+//! the running thread is not the FPU owner. Thread switches and the IPC path never save or
+//! restore FPU state; they only flip TS (`fpu::switch_to`). AVX (XSAVE) stays off.
 //!
 //! # Address spaces and PCID
 //! [`load_address_space`] writes CR3 only when it changes. With PCID (CPUID.1:ECX.17) each CPU
@@ -40,7 +41,7 @@
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+use x86_64::registers::control::{Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags, LStar, Msr, SFMask};
 use x86_64::registers::rflags::RFlags;
 
@@ -209,18 +210,8 @@ pub fn init_cpu() {
         Efer::update(|f| f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS));
     }
 
-    // FPU/SSE policy (see the module header): no FPU/SSE in ring 3 yet.
-    // SAFETY: the kernel is soft-float (x86_64-unknown-none: no x87/SSE instructions are
-    // generated), so turning these off changes nothing for kernel code.
-    unsafe {
-        Cr0::update(|c| {
-            c.insert(Cr0Flags::EMULATE_COPROCESSOR);
-            c.remove(Cr0Flags::TASK_SWITCHED | Cr0Flags::MONITOR_COPROCESSOR);
-        });
-        Cr4::update(|c| {
-            c.remove(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE | Cr4Flags::OSXSAVE)
-        });
-    }
+    // FPU/SSE policy (see the module header and `fpu.rs`): lazy, when the CPU has FXSR/SSE.
+    let fpu_on = super::fpu::init_cpu();
 
     SMAP_ON.store(
         Cr4::read().contains(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION),
@@ -236,7 +227,8 @@ pub fn init_cpu() {
     let mode = apic::init();
     log::info!(
         target: "cpu",
-        "cpu{cpu_index}: syscall/sysret on, GS per-CPU block, user FPU/SSE off, PCID {}, APIC {}",
+        "cpu{cpu_index}: syscall/sysret on, GS per-CPU block, user FPU/SSE {}, PCID {}, APIC {}",
+        if fpu_on { "lazy" } else { "off" },
         if pcid_enabled() { "on" } else { "off" },
         mode.map_or("unavailable", apic::mode_name),
     );
