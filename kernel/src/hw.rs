@@ -326,7 +326,7 @@ fn get(p: &Process, h: u64, kind: ObjectKind, rights: Rights) -> Result<KObject,
         .cloned()
 }
 
-fn authority_of(p: &Process, h: u64) -> Result<(), Error> {
+pub(crate) fn authority_of(p: &Process, h: u64) -> Result<(), Error> {
     get(p, h, ObjectKind::HwAuthority, Rights::MANAGE).map(drop)
 }
 

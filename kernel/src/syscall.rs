@@ -374,6 +374,7 @@ fn call(cx: &Ctx, nr: Sysnum, a: [u64; 6]) -> Result<Out, Error> {
         | Sysnum::FrameCreatePhysical
         | Sysnum::SystemPower => crate::hw::call(cx.p, nr, a),
         Sysnum::HandleList => handle_list(cx, a),
+        Sysnum::FramebufferInfo => framebuffer_info(cx, a),
     }
 }
 
@@ -414,6 +415,39 @@ fn handle_list(cx: &Ctx, a: [u64; 6]) -> Result<Out, Error> {
         cx.write_user(ptr, &out)?;
     }
     Ok([count, 0, 0, 0, 0, 0])
+}
+
+/// `framebuffer_info(authority, ptr, len)`: the boot framebuffer's [`FramebufferInfo`] record
+/// at `ptr` (`len` at least its size).
+fn framebuffer_info(cx: &Ctx, a: [u64; 6]) -> Result<Out, Error> {
+    use hsync_abi::FramebufferInfo;
+    crate::hw::authority_of(cx.p, a[0])?;
+    let (ptr, len) = (a[1], a[2]);
+    if len < FramebufferInfo::SIZE as u64 {
+        return Err(Error::InvalidArgument);
+    }
+    let fb = crate::boot::info()
+        .and_then(|b| b.framebuffer)
+        .ok_or(Error::NotFound)?;
+    let r = FramebufferInfo {
+        phys: fb.phys,
+        width: fb.width,
+        height: fb.height,
+        pitch: fb.pitch,
+        bpp: u64::from(fb.bpp),
+        red_size: u64::from(fb.rgb[0].0),
+        red_shift: u64::from(fb.rgb[0].1),
+        green_size: u64::from(fb.rgb[1].0),
+        green_shift: u64::from(fb.rgb[1].1),
+        blue_size: u64::from(fb.rgb[2].0),
+        blue_shift: u64::from(fb.rgb[2].1),
+    };
+    let mut out = [0u8; FramebufferInfo::SIZE];
+    for (chunk, w) in out.chunks_exact_mut(8).zip(r.to_words()) {
+        chunk.copy_from_slice(&w.to_le_bytes());
+    }
+    cx.write_user(ptr, &out)?;
+    Ok([0; 6])
 }
 
 fn debug_log(cx: &Ctx, ptr: u64, len: u64) -> Result<(), Error> {

@@ -117,6 +117,29 @@ impl HwAuthority {
         sys::pure(Sysnum::SystemPower, [self.raw().raw(), op, 0, 0, 0, 0]).map(|_| ())
     }
 
+    /// `framebuffer_info`: the boot framebuffer's geometry and pixel format;
+    /// `Err(NotFound)` when the loader gave none (e.g. the direct Multiboot boot in text mode).
+    pub fn framebuffer_info(&self) -> Result<hsync_abi::FramebufferInfo, Error> {
+        use hsync_abi::FramebufferInfo;
+        let mut words = [0u64; FramebufferInfo::WORDS];
+        // SAFETY: the kernel writes exactly `SIZE` bytes to `words`, a local array no
+        // reference covers during the call.
+        unsafe {
+            sys::call(
+                Sysnum::FramebufferInfo,
+                [
+                    self.raw().raw(),
+                    words.as_mut_ptr() as u64,
+                    FramebufferInfo::SIZE as u64,
+                    0,
+                    0,
+                    0,
+                ],
+            )
+        }?;
+        Ok(FramebufferInfo::from_words(&words))
+    }
+
     /// `frame_create_physical`: a Frame over device memory `[phys, phys + len)` (page
     /// multiples; never RAM), mapped with `cache` wherever it is mapped.
     pub fn frame_create_physical(

@@ -53,7 +53,8 @@ pub use handle::{
 };
 pub use hsync_abi::{
     ABI_VERSION, DEADLINE_NEVER, DEADLINE_NOW, Error, ExitStatus, FaultKind, FaultRecord,
-    HandleRecord, MapFlags, MsgInfo, ObjectKind, PAGE_SIZE, POWER_OFF, POWER_REBOOT, Rights,
+    FramebufferInfo, HandleRecord, MapFlags, MsgInfo, ObjectKind, PAGE_SIZE, POWER_OFF,
+    POWER_REBOOT, Rights,
 };
 pub use ipc::{IpcBuf, Msg, Received};
 pub use sysinfo::{SystemInfo, clock, debug_log, null, rdtsc, sleep_until, system_info, yield_now};

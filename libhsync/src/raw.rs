@@ -83,6 +83,8 @@ pub fn syscall(nr: u64, args: [u64; 6]) -> Result<RawReturn, Refused> {
         Ok(Sysnum::HandleList) => {
             args[2] < hsync_abi::HandleRecord::SIZE as u64 || is_inert(args[1], args[2])
         }
+        // The kernel writes a framebuffer record through args[1].
+        Ok(Sysnum::FramebufferInfo) => is_inert(args[1], args[2]),
         // Unmapping: only ranges this process never uses.
         Ok(Sysnum::FrameUnmap) => is_inert(args[1], args[2]),
         // Mapping over inert ranges only, so the heap and mappings keep their addresses.

@@ -39,7 +39,8 @@ pub use error::{Error, ErrorClass, UnknownError};
 pub use fault::{ExitStatus, FaultKind, FaultRecord};
 pub use handle::{Handle, HandleRecord, ObjectKind, Rights};
 pub use hw::{
-    DeviceCache, IO_PORTS, ISA_IRQS, MAX_GSIS, POWER_OFF, POWER_REBOOT, ROOT_HW_AUTHORITY,
+    DeviceCache, FramebufferInfo, IO_PORTS, ISA_IRQS, MAX_GSIS, POWER_OFF, POWER_REBOOT,
+    ROOT_HW_AUTHORITY,
 };
 pub use ipc::{IpcBuffer, MAX_MSG_HANDLES, MAX_MSG_WORDS, MsgInfo, REG_MSG_WORDS};
 pub use map::{

@@ -124,6 +124,10 @@ code_enum! {
         /// `handle_list(process, ptr, len) -> count`: one [`HandleRecord`](crate::HandleRecord)
         /// per live handle of a process, written to a user buffer; returns how many there are.
         HandleList = 42 => "handle_list",
+        /// `framebuffer_info(authority, ptr, len)`: the boot framebuffer's
+        /// [`FramebufferInfo`](crate::FramebufferInfo) record, written to a user buffer;
+        /// `NotFound` when the loader gave none.
+        FramebufferInfo = 43 => "framebuffer_info",
     }
 }
 

@@ -17,7 +17,10 @@
 //! and these start words: `[0]` [`START_MAGIC`], `[1]` the server's index in start order, `[2]`
 //! `E | I << 8 | R << 16`, then one word per import ([`protocol_hash`] of its protocol name),
 //! then two words per resource ([`ResourceKind`] in the top byte of the first word, the first
-//! port / IRQ line / physical base below it; the port count / 0 / size in bytes in the second).
+//! port / IRQ line / physical base below it; the port count / 0 / size in bytes in the second),
+//! then, when a framebuffer is granted (a [`ResourceKind::Framebuffer`] resource: a
+//! write-combining Frame over it), its geometry: [`FB_GEOMETRY_WORDS`] words
+//! ([`FbGeometry::to_words`]).
 //! [`Start::take`] reads all of it; a server should not index start handles itself.
 //!
 //! # Protocol
@@ -289,6 +292,62 @@ pub enum ResourceKind {
     Irq = 2,
     /// A device `Frame`; the words give physical base and size.
     Mmio = 3,
+    /// The boot framebuffer: a write-combining device `Frame`; the words give physical base
+    /// and size; its geometry follows the resource words.
+    Framebuffer = 4,
+}
+
+/// Start words of the framebuffer geometry (after the resource words).
+pub const FB_GEOMETRY_WORDS: usize = 4;
+
+/// The framebuffer's geometry and pixel format, as root passes it in start words.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FbGeometry {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Bytes per row.
+    pub pitch: u32,
+    /// Bits per pixel (16, 24 or 32 are drawn).
+    pub bpp: u8,
+    /// (size, shift) of the red, green and blue masks.
+    pub rgb: [(u8, u8); 3],
+}
+
+impl FbGeometry {
+    /// The start words: width, height, pitch, then `bpp | rs << 8 | rsh << 16 | gs << 24 |
+    /// gsh << 32 | bs << 40 | bsh << 48`.
+    pub fn to_words(&self) -> [u64; FB_GEOMETRY_WORDS] {
+        let mut f = u64::from(self.bpp);
+        for (i, (size, shift)) in self.rgb.iter().enumerate() {
+            f |= u64::from(*size) << (8 + 16 * i);
+            f |= u64::from(*shift) << (16 + 16 * i);
+        }
+        [
+            u64::from(self.width),
+            u64::from(self.height),
+            u64::from(self.pitch),
+            f,
+        ]
+    }
+
+    /// Decodes [`FbGeometry::to_words`]; `None` when a size does not fit.
+    pub fn from_words(w: &[u64; FB_GEOMETRY_WORDS]) -> Option<FbGeometry> {
+        let f = w[3];
+        let byte = |at: u32| (f >> at) as u8;
+        Some(FbGeometry {
+            width: u32::try_from(w[0]).ok()?,
+            height: u32::try_from(w[1]).ok()?,
+            pitch: u32::try_from(w[2]).ok()?,
+            bpp: byte(0),
+            rgb: [
+                (byte(8), byte(16)),
+                (byte(24), byte(32)),
+                (byte(40), byte(48)),
+            ],
+        })
+    }
 }
 
 /// FNV-1a (64-bit) of a protocol name: how start words name imports.
@@ -413,6 +472,7 @@ impl Start {
             1 => ResourceKind::IoPorts,
             2 => ResourceKind::Irq,
             3 => ResourceKind::Mmio,
+            4 => ResourceKind::Framebuffer,
             _ => return None,
         };
         Some(ResourceInfo {
@@ -460,6 +520,18 @@ impl Start {
         Some((h, r.a, r.b))
     }
 
+    /// The framebuffer, when root granted one: a write-combining Frame over it, its physical
+    /// base and size, and its geometry.
+    pub fn framebuffer(&mut self) -> Option<(Frame, u64, u64, FbGeometry)> {
+        let i = self.nth(ResourceKind::Framebuffer, 0)?;
+        let at = START_HEADER_WORDS + self.imports + 2 * self.resources;
+        let mut w = [0u64; FB_GEOMETRY_WORDS];
+        w.copy_from_slice(self.words.get(at..at + FB_GEOMETRY_WORDS)?);
+        let geometry = FbGeometry::from_words(&w)?;
+        let (h, r) = self.resource_handle(i, ResourceKind::Framebuffer)?;
+        Some((h, r.a, r.b, geometry))
+    }
+
     fn nth(&self, kind: ResourceKind, n: usize) -> Option<usize> {
         (0..self.resources)
             .filter(|&i| self.resource_info(i).is_some_and(|r| r.kind == kind))
@@ -487,6 +559,18 @@ pub fn report_ready(root: &RootClient, ipc: &mut IpcBuf) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fb_geometry_round_trip() {
+        let g = FbGeometry {
+            width: 1024,
+            height: 768,
+            pitch: 4096,
+            bpp: 32,
+            rgb: [(8, 16), (8, 8), (8, 0)],
+        };
+        assert_eq!(FbGeometry::from_words(&g.to_words()), Some(g));
+    }
 
     #[test]
     fn caps_round_trip() {

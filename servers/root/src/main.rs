@@ -30,15 +30,15 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use hsync_abi::DeviceCache;
 use hsync_initfs::manifest::{self, Manifest, Resource, Restart, Server};
 use hsync_root_api::{
-    Bytes, ResourceKind, RootError, RootServer, START_HEADER_WORDS, START_MAGIC, ServerStatus,
-    State, protocol_hash, resource_word,
+    Bytes, FbGeometry, ResourceKind, RootError, RootServer, START_HEADER_WORDS, START_MAGIC,
+    ServerStatus, State, protocol_hash, resource_word,
 };
 use libhsync::hw::HwAuthority;
 use libhsync::process::{CHILD_MAX_HANDLES, CHILD_MAX_WORDS, Image, Spawn};
 use libhsync::protocol::Message;
 use libhsync::{
-    AnyHandle, DEADLINE_NEVER, Endpoint, ExitStatus, FaultRecord, Handle, IpcBuf, Process, Rights,
-    StartArgs,
+    AnyHandle, DEADLINE_NEVER, Endpoint, Error, ExitStatus, FaultRecord, Frame, Handle, IpcBuf,
+    PAGE_SIZE, Process, Rights, StartArgs,
 };
 
 libhsync::entry!(main);
@@ -303,6 +303,43 @@ impl Root {
         }
     }
 
+    /// A write-combining Frame over the boot framebuffer, its base, size and geometry.
+    fn framebuffer_grant(&self) -> Result<(Frame, u64, u64, FbGeometry), String> {
+        let hw = self.hw.as_ref().ok_or("root has no hardware authority")?;
+        let fb = match hw.framebuffer_info() {
+            Ok(fb) => fb,
+            Err(Error::NotFound) => return Err("the loader reported no framebuffer".into()),
+            Err(e) => return Err(alloc::format!("framebuffer_info: {e}")),
+        };
+        let small = |v: u64| u8::try_from(v).map_err(|_| "framebuffer format out of range");
+        let geometry = FbGeometry {
+            width: u32::try_from(fb.width).map_err(|_| "framebuffer too wide")?,
+            height: u32::try_from(fb.height).map_err(|_| "framebuffer too tall")?,
+            pitch: u32::try_from(fb.pitch).map_err(|_| "framebuffer pitch too large")?,
+            bpp: small(fb.bpp)?,
+            rgb: [
+                (small(fb.red_size)?, small(fb.red_shift)?),
+                (small(fb.green_size)?, small(fb.green_shift)?),
+                (small(fb.blue_size)?, small(fb.blue_shift)?),
+            ],
+        };
+        let page = PAGE_SIZE;
+        let base = fb.phys & !(page - 1);
+        let end = fb
+            .phys
+            .checked_add(fb.pitch.saturating_mul(fb.height))
+            .and_then(|e| e.checked_add(page - 1))
+            .ok_or("framebuffer range overflows")?
+            & !(page - 1);
+        if fb.phys != base {
+            return Err("framebuffer is not page-aligned".into());
+        }
+        let frame = hw
+            .frame_create_physical(base, end - base, DeviceCache::WriteCombining)
+            .map_err(|e| alloc::format!("frame_create_physical: {e}"))?;
+        Ok((frame, base, end - base, geometry))
+    }
+
     fn try_start(&mut self, spec: Server<'static>) -> Result<(), String> {
         let i = spec.index;
         if self.srvs[i].image.is_none() {
@@ -389,11 +426,25 @@ impl Root {
             res_words.push(w0);
             res_words.push(w1);
         }
+        // The framebuffer, when the manifest asks and the loader set one up: a write-combining
+        // Frame over it as one more resource, its geometry in the words after the resources.
+        let mut nres = nres;
+        let mut fb_words = Vec::new();
         if spec.framebuffer {
-            log::warn!(
-                "root: `{}` asks for the framebuffer; root has no framebuffer information, not granted",
-                spec.name
-            );
+            match self.framebuffer_grant() {
+                Ok((h, base, size, geometry)) => {
+                    let rights = h.inspect().map_err(err("inspect"))?.rights;
+                    grants.push((h.erase(), rights));
+                    res_words.push(resource_word(ResourceKind::Framebuffer, base));
+                    res_words.push(size);
+                    fb_words.extend_from_slice(&geometry.to_words());
+                    nres += 1;
+                }
+                Err(why) => log::info!(
+                    "root: `{}` asks for the framebuffer; not granted: {why}",
+                    spec.name
+                ),
+            }
         }
         let to_root = self
             .ep
@@ -405,9 +456,10 @@ impl Root {
         words.push(exports.len() as u64 | (hashes.len() as u64) << 8 | (nres as u64) << 16);
         words.extend_from_slice(&hashes);
         words.extend_from_slice(&res_words);
+        words.extend_from_slice(&fb_words);
         debug_assert_eq!(
             words.len(),
-            START_HEADER_WORDS + hashes.len() + res_words.len()
+            START_HEADER_WORDS + hashes.len() + res_words.len() + fb_words.len()
         );
         if words.len() > CHILD_MAX_WORDS || grants.len() > CHILD_MAX_HANDLES {
             return Err(alloc::format!(

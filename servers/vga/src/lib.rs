@@ -7,11 +7,16 @@
 //! what a client sends: every coordinate and size is checked and answered with
 //! [`VgaError::OutOfRange`] or [`VgaError::NotSupported`].
 //!
-//! Not here: the framebuffer console. The kernel does not yet hand the boot framebuffer's
-//! geometry to user space, so only text mode is implemented; the pixel operations answer
-//! `NotSupported` on a screen without pixels.
+//! The framebuffer console is [`fb::FbScreen`]: the same cells drawn with the built-in 8x16
+//! font ([`font`]) into a linear framebuffer, plus pixels. On a screen without pixels (text
+//! mode) the pixel operations answer `NotSupported`.
 #![no_std]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod fb;
+pub mod font;
 
 use hsync_vga_api::{Color, Mode, VgaError, VgaServer, attr};
 

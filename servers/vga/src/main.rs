@@ -4,19 +4,21 @@
 //! granted), clearing, scrolling, and cell plotting for waveforms. The console logic is in the
 //! library (`lib.rs`, host-tested); this file only turns root's grants into a [`Screen`].
 //!
-//! Text mode is assumed because the loader left it: the direct (Multiboot) boot keeps the
-//! BIOS's 80x25 mode, and no framebuffer reaches user space yet (the kernel's `BootInfo` has
-//! one, but no call hands its geometry to root), so the framebuffer console and the pixel
-//! operations are not implemented; they answer `NotSupported`.
+//! When root grants the boot framebuffer (manifest `framebuffer = true` and a loader that set
+//! one up: Limine, GRUB), the console runs on it instead ([`FbScreen`]: the built-in 8x16 font,
+//! colours, an underline cursor, scrolling, and the pixel operations). The direct (Multiboot)
+//! boot keeps the BIOS's 80x25 text mode and has no framebuffer; then the pixel operations
+//! answer `NotSupported`.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
 use hsync_root_api::Start;
+use hsync_vga::fb::{FbScreen, Surface};
 use hsync_vga::{Console, Screen};
 use hsync_vga_api::VgaServer;
-use libhsync::StartArgs;
 use libhsync::hw::{IoPorts, Mmio};
+use libhsync::{Endpoint, StartArgs};
 
 libhsync::entry!(main);
 
@@ -67,6 +69,75 @@ impl Screen for TextMode {
     }
 }
 
+/// The mapped framebuffer (write-combining): aligned words where it can, bytes elsewhere.
+struct FbMem(Mmio);
+
+impl Surface for FbMem {
+    fn write(&mut self, offset: usize, bytes: &[u8]) {
+        let mut at = offset;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if at.is_multiple_of(4) && rest.len() >= 4 {
+                self.0
+                    .write_u32(at, u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]));
+                at += 4;
+                rest = &rest[4..];
+            } else {
+                self.0.write_u8(at, rest[0]);
+                at += 1;
+                rest = &rest[1..];
+            }
+        }
+    }
+}
+
+/// Clears the screen, shows a banner, reports ready and serves until serving fails.
+fn run<S: Screen>(
+    mut console: Console<S>,
+    banner: &str,
+    start: &mut Start,
+    ep: &Endpoint,
+    args: &mut StartArgs,
+) -> i32 {
+    // A clean screen with a banner, so the firmware's boot text is not mixed into ours.
+    let _ = console.clear(0);
+    let _ = console.write(0, banner.as_bytes());
+    if let Some(root) = start.root() {
+        hsync_root_api::report_ready(&root, &mut args.ipc);
+    }
+    let err = console.serve(ep, &mut args.ipc);
+    log::error!("vga: stopped serving: {err:?}");
+    2
+}
+
+/// The framebuffer console, when root granted a framebuffer this server can draw on.
+fn framebuffer(start: &mut Start) -> Option<Console<FbScreen<FbMem>>> {
+    let (frame, base, size, g) = start.framebuffer()?;
+    let mem = match Mmio::map(frame, size) {
+        Ok(m) => m,
+        Err(e) => {
+            log::error!("vga: cannot map the framebuffer at {base:#x}: {e}; text mode");
+            return None;
+        }
+    };
+    if u64::from(g.pitch) * u64::from(g.height) > size {
+        log::error!("vga: framebuffer geometry {g:?} exceeds its {size:#x} bytes; text mode");
+        return None;
+    }
+    let Some(screen) = FbScreen::new(FbMem(mem), g) else {
+        log::error!("vga: cannot draw framebuffer format {g:?}; text mode");
+        return None;
+    };
+    let (cols, rows) = screen.size();
+    log::info!(
+        "vga: framebuffer console {}x{}x{} at {base:#x}, {cols}x{rows} cells",
+        g.width,
+        g.height,
+        g.bpp
+    );
+    Some(Console::new(screen))
+}
+
 fn main(mut args: StartArgs) -> i32 {
     let Some(mut start) = Start::take(&mut args) else {
         log::error!("vga: not started by root (no start layout)");
@@ -76,6 +147,10 @@ fn main(mut args: StartArgs) -> i32 {
         log::error!("vga: no endpoint to serve (export 0)");
         return 1;
     };
+    if let Some(console) = framebuffer(&mut start) {
+        let banner = "HSYNC-OS vga: framebuffer console\n";
+        return run(console, banner, &mut start, &ep, &mut args);
+    }
     let mem = match start.mmio(0) {
         Some((frame, TEXT_BASE, size)) if size >= MAP_LEN => Mmio::map(frame, MAP_LEN),
         Some((_, base, size)) => {
@@ -104,10 +179,7 @@ fn main(mut args: StartArgs) -> i32 {
         },
         _ => None,
     };
-    let mut console = Console::new(TextMode { mem, crtc });
-    // A clean screen with a banner, so the firmware's boot text is not mixed into ours.
-    let _ = console.clear(0);
-    let _ = console.write(0, b"HSYNC-OS vga: 80x25 text console\n");
+    let console = Console::new(TextMode { mem, crtc });
     log::info!(
         "vga: 80x25 text mode at {TEXT_BASE:#x}, hardware cursor {}",
         if console.screen().crtc.is_some() {
@@ -116,10 +188,6 @@ fn main(mut args: StartArgs) -> i32 {
             "off"
         }
     );
-    if let Some(root) = start.root() {
-        hsync_root_api::report_ready(&root, &mut args.ipc);
-    }
-    let err = console.serve(&ep, &mut args.ipc);
-    log::error!("vga: stopped serving: {err:?}");
-    2
+    let banner = "HSYNC-OS vga: 80x25 text console\n";
+    run(console, banner, &mut start, &ep, &mut args)
 }
