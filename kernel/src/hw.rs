@@ -365,11 +365,22 @@ fn device_frame(phys: u64, len: u64, cache: u64) -> Result<Frame, Error> {
     }
     let pages = usize::try_from(len / PAGE_SIZE).map_err(|_| Error::BadAddress)?;
     let mem = crate::mm::memory::Memory::device(phys, pages, cache)?;
-    if !mem.is_device() {
-        // The direct map covers it after all: RAM the memory map did not describe.
+    if !mem.is_device() && !within_framebuffer(phys, end) {
+        // The direct map covers it after all: RAM the memory map did not describe. (The boot
+        // framebuffer is direct-mapped on purpose, write-combining, so it is the one exception.)
         return Err(Error::InvalidArgument);
     }
     Ok(Frame::new(mem))
+}
+
+/// Whether `[start, end)` lies entirely inside the memory map's framebuffer regions.
+fn within_framebuffer(start: u64, end: u64) -> bool {
+    let Some(info) = BOOT_INFO.get() else {
+        return false;
+    };
+    info.memory_map.iter().any(|r| {
+        r.kind == RegionKind::Framebuffer && r.base <= start && end <= r.base.saturating_add(r.len)
+    })
 }
 
 /// Whether `[start, end)` touches any memory-map region that is RAM (or unknown: no map).

@@ -41,7 +41,21 @@ pub fn run(
         };
         let cmd = qemu::command(&Machine::default(), &boot)?;
         let (captured, ready) = qemu::run_until(cmd, symbolizer, timeout, "system ready")?;
-        let results = system::judge_system(name, &captured);
+        let mut results = system::judge_system(name, &captured);
+        if uefi {
+            // UEFI has no VGA text mode: the console must come up on the GRUB framebuffer.
+            let on_fb = captured.output.contains("vga: framebuffer console");
+            let why = if on_fb {
+                String::new()
+            } else {
+                "vga did not start a framebuffer console".into()
+            };
+            results.push(Case {
+                name: format!("{name}::framebuffer_console"),
+                passed: on_fb,
+                detail: why,
+            });
+        }
         let failed = results.iter().filter(|c| !c.passed).count();
         eprintln!(
             "    {} tests, {} failed, {:.1} s, system ready after {}",
