@@ -143,6 +143,11 @@ fn main(mut args: StartArgs) -> i32 {
         log::error!("vga: not started by root (no start layout)");
         return 1;
     };
+    // The system log goes to the serial server (libhsync falls back to the kernel debug log
+    // while it is down).
+    if let Some(serial) = start.import("serial") {
+        libhsync::logsink::set_endpoint(serial);
+    }
     let Some(ep) = start.export(0) else {
         log::error!("vga: no endpoint to serve (export 0)");
         return 1;
