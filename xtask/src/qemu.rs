@@ -209,6 +209,40 @@ fn has_display() -> bool {
     std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
 }
 
+/// Reads `stdout` (QEMU's serial console) line by line on a thread: lines arrive on the
+/// receiver without their `\r\n`, invalid UTF-8 replaced; the channel closes at EOF.
+pub fn line_reader(
+    stdout: impl Read + Send + 'static,
+) -> (mpsc::Receiver<String>, std::thread::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        while lines.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
+            let line = String::from_utf8_lossy(&buf)
+                .trim_end_matches(['\r', '\n'])
+                .to_owned();
+            if tx.send(line).is_err() {
+                break;
+            }
+            buf.clear();
+        }
+    });
+    (rx, reader)
+}
+
+/// The default machine plus a QEMU monitor on the unix socket `sock` (for `sendkey`,
+/// `pmemsave`, `screendump` in tests).
+pub fn with_monitor(sock: &Path) -> Machine {
+    Machine {
+        extra: vec![
+            "-monitor".into(),
+            format!("unix:{},server=on,wait=off", sock.display()),
+        ],
+        ..Machine::default()
+    }
+}
+
 /// The result of a captured run.
 #[derive(Debug)]
 pub struct Captured {
@@ -264,21 +298,8 @@ fn capture(
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
 
-    let (tx, rx) = mpsc::channel::<String>();
     let stdout = child.stdout.take().ok_or("no QEMU stdout")?;
-    let reader = std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout);
-        let mut buf = Vec::new();
-        while lines.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
-            let line = String::from_utf8_lossy(&buf)
-                .trim_end_matches(['\r', '\n'])
-                .to_owned();
-            if tx.send(line).is_err() {
-                break;
-            }
-            buf.clear();
-        }
-    });
+    let (rx, reader) = line_reader(stdout);
     let mut stderr = child.stderr.take().ok_or("no QEMU stderr")?;
     let err_reader = std::thread::spawn(move || {
         let mut s = String::new();

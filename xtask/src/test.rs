@@ -405,7 +405,7 @@ mod vga {
     use super::{Case, check, no_panic, parse_tagged};
     use crate::Result;
     use crate::artifacts::{self, Artifacts};
-    use crate::qemu::{self, Boot, Machine, Module};
+    use crate::qemu::{self, Boot, Module};
     use crate::symbolize::Symbolizer;
 
     /// The suite's name (`--filter vga`).
@@ -547,13 +547,7 @@ mod vga {
         let sock = artifacts::out_dir().join("vga-monitor.sock");
         let dump = artifacts::out_dir().join("vga-screen.bin");
         let _ = std::fs::remove_file(&sock);
-        let machine = Machine {
-            extra: vec![
-                "-monitor".into(),
-                format!("unix:{},server=on,wait=off", sock.display()),
-            ],
-            ..Machine::default()
-        };
+        let machine = qemu::with_monitor(&sock);
         let boot = Boot::Direct {
             loader: system.shim.clone(),
             modules: vec![
@@ -1046,7 +1040,7 @@ pub fn judge_stack_overflow(suite: &str, run: &Captured) -> Vec<Case> {
 /// or `sendkey` on a QEMU monitor socket (the PS/2 keyboard), and waits for the driver to log
 /// what arrived. Each boot ends at the expected line or its timeout.
 mod drivers {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
     use std::process::Stdio;
     use std::sync::mpsc;
@@ -1055,7 +1049,7 @@ mod drivers {
     use super::{Case, check, no_panic};
     use crate::Result;
     use crate::artifacts::{self, Artifacts};
-    use crate::qemu::{self, Boot, Machine, Module};
+    use crate::qemu::{self, Boot, Module};
     use crate::symbolize::Symbolizer;
 
     /// How the suite types.
@@ -1203,13 +1197,7 @@ mod drivers {
         artifacts::write_file(&initfs, &b.finish())?;
         let sock = artifacts::out_dir().join(format!("{}-monitor.sock", suite.name));
         let _ = std::fs::remove_file(&sock);
-        let machine = Machine {
-            extra: vec![
-                "-monitor".into(),
-                format!("unix:{},server=on,wait=off", sock.display()),
-            ],
-            ..Machine::default()
-        };
+        let machine = qemu::with_monitor(&sock);
         let boot = Boot::Direct {
             loader: system.shim.clone(),
             modules: vec![
@@ -1231,20 +1219,7 @@ mod drivers {
         let mut child = cmd.spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
         let mut stdin = child.stdin.take().ok_or("no QEMU stdin")?;
         let stdout = child.stdout.take().ok_or("no QEMU stdout")?;
-        let (tx, rx) = mpsc::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout);
-            let mut buf = Vec::new();
-            while lines.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
-                let line = String::from_utf8_lossy(&buf)
-                    .trim_end_matches(['\r', '\n'])
-                    .to_owned();
-                if tx.send(line).is_err() {
-                    break;
-                }
-                buf.clear();
-            }
-        });
+        let (rx, reader) = qemu::line_reader(stdout);
         let deadline = Instant::now() + TIMEOUT;
         let mut output = String::new();
         let mut typed = false;

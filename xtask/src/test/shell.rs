@@ -11,7 +11,7 @@
 //! makes vga fault, root logs it and restarts it, and the shell reconnects and keeps answering
 //! (`ps` lists vga with one restart).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ use super::vga::Monitor;
 use super::{Case, check};
 use crate::Result;
 use crate::artifacts::{self, Artifacts};
-use crate::qemu::{self, Machine};
+use crate::qemu;
 use crate::symbolize::Symbolizer;
 
 /// The suite's name (`--filter shell`).
@@ -105,13 +105,7 @@ pub fn run(system: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
     let sock = artifacts::out_dir().join("shell-monitor.sock");
     let dump = artifacts::out_dir().join("shell-screen.bin");
     let _ = std::fs::remove_file(&sock);
-    let machine = Machine {
-        extra: vec![
-            "-monitor".into(),
-            format!("unix:{},server=on,wait=off", sock.display()),
-        ],
-        ..Machine::default()
-    };
+    let machine = qemu::with_monitor(&sock);
     let mut cmd = qemu::command(&machine, &boot)?;
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -120,20 +114,7 @@ pub fn run(system: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
     let mut child = cmd.spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
     let mut stdin = child.stdin.take().ok_or("no QEMU stdin")?;
     let stdout = child.stdout.take().ok_or("no QEMU stdout")?;
-    let (tx, rx) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout);
-        let mut buf = Vec::new();
-        while lines.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
-            let line = String::from_utf8_lossy(&buf)
-                .trim_end_matches(['\r', '\n'])
-                .to_owned();
-            if tx.send(line).is_err() {
-                break;
-            }
-            buf.clear();
-        }
-    });
+    let (rx, reader) = qemu::line_reader(stdout);
 
     let deadline = start + TIMEOUT;
     let mut output = String::new();
