@@ -338,6 +338,26 @@ impl Irq {
     }
 }
 
+/// Runs a driver's interrupt loop: waits for `irq`, asks the server behind `ep` (usually the
+/// driver's own endpoint, badged so the server can tell interrupts from clients) to handle it
+/// with an empty message labelled `label`, acks (unmasks) the line, then asks once more: an
+/// edge-triggered device raises no new edge for work that arrived while the line was masked, so
+/// the server must drain again after unmasking. Returns only when something failed — the server
+/// died, the line was closed — with that error.
+pub fn irq_pump(irq: &Irq, ep: &crate::Endpoint, label: u64) -> Error {
+    let handle = || -> Result<(), Error> { ep.call(crate::Msg::new(label, &[])?).map(|_| ()) };
+    loop {
+        if let Err(e) = irq
+            .wait()
+            .and_then(|()| handle())
+            .and_then(|()| irq.ack())
+            .and_then(|()| handle())
+        {
+            return e;
+        }
+    }
+}
+
 /// Device memory mapped into this process, accessed only with volatile loads and stores at
 /// naturally aligned offsets. Out-of-range or misaligned offsets panic (driver bugs).
 #[derive(Debug)]

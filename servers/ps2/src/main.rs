@@ -23,7 +23,7 @@ use hsync_ps2_api::{KEY_READY, KeyEvent, Ps2Error, Ps2Server, Special};
 use hsync_root_api::Start;
 use libhsync::hw::{HwAuthority, IoPorts, Irq, IrqLine};
 use libhsync::protocol::{Message, status};
-use libhsync::{Endpoint, IpcBuf, Msg, Notification, Rights, StartArgs};
+use libhsync::{Endpoint, IpcBuf, Notification, Rights, StartArgs};
 use pc_keyboard::layouts::Us104Key;
 use pc_keyboard::{
     DecodedKey, EventDecoder, HandleControl, KeyCode, KeyState, ScancodeSet, ScancodeSet1,
@@ -355,36 +355,14 @@ fn resources(args: &mut StartArgs) -> Result<Resources, &'static str> {
 /// What the helper thread gets: the line and a badged handle to our endpoint.
 static HELPER: spin::Mutex<Option<(Irq, Endpoint)>> = spin::Mutex::new(None);
 
-/// The interrupt helper: wait for the line, have the server handle it, unmask it.
+/// The interrupt helper: wait for the line, have the server handle it, unmask it
+/// (`libhsync::hw::irq_pump`).
 fn irq_helper(_arg: u64, _ipc: IpcBuf) {
     let Some((irq, ep)) = HELPER.lock().take() else {
         return;
     };
-    loop {
-        if let Err(e) = irq.wait() {
-            log::error!("ps2: IRQ wait failed: {e}");
-            return;
-        }
-        let Ok(msg) = Msg::new(IRQ_LABEL, &[]) else {
-            return;
-        };
-        if let Err(e) = ep.call(msg) {
-            log::error!("ps2: the server is gone ({e}); IRQ helper stops");
-            return;
-        }
-        if let Err(e) = irq.ack() {
-            log::error!("ps2: IRQ ack failed: {e}");
-            return;
-        }
-        // The line is edge-triggered: bytes that arrived while it was masked raised no edge
-        // and the device raises none until they are read. Drain once more after unmasking.
-        let Ok(msg) = Msg::new(IRQ_LABEL, &[]) else {
-            return;
-        };
-        if ep.call(msg).is_err() {
-            return;
-        }
-    }
+    let e = libhsync::hw::irq_pump(&irq, &ep, IRQ_LABEL);
+    log::error!("ps2: IRQ helper stops: {e}");
 }
 
 fn main(mut args: StartArgs) -> i32 {
