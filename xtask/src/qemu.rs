@@ -34,6 +34,9 @@ pub struct Machine {
     pub headless: bool,
     /// Wait for gdb on :1234.
     pub gdb: bool,
+    /// A guest reset restarts the machine (the firmware boots again) instead of ending QEMU
+    /// (`-no-reboot`, the default: a test that triple-faults stops at once).
+    pub reboot: bool,
     /// Passed verbatim.
     pub extra: Vec<String>,
 }
@@ -47,6 +50,7 @@ impl Default for Machine {
             memory_mib: 256,
             headless: true,
             gdb: false,
+            reboot: false,
             extra: Vec::new(),
         }
     }
@@ -126,7 +130,10 @@ pub fn command(machine: &Machine, boot: &Boot) -> Result<Command> {
         Boot::Cdrom { uefi: true, .. } => "q35",
         _ => "pc",
     };
-    cmd.args(["-M", machine_type, "-no-reboot", "-serial", "stdio"]);
+    cmd.args(["-M", machine_type, "-serial", "stdio"]);
+    if !machine.reboot {
+        cmd.arg("-no-reboot");
+    }
     cmd.args([
         "-device",
         &format!("isa-debug-exit,iobase={DEBUG_EXIT_PORT},iosize=0x04"),
@@ -410,6 +417,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         memory_mib: args.memory,
         headless: args.headless,
         gdb: args.gdb,
+        reboot: false,
         extra: args.qemu_args.clone(),
     };
     if args.accel == Accel::Kvm && !Path::new("/dev/kvm").exists() {

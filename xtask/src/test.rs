@@ -17,6 +17,7 @@ use crate::symbolize::Symbolizer;
 use crate::tools::{cargo, step};
 
 mod iso;
+mod lifecycle;
 mod shell;
 mod system;
 
@@ -329,7 +330,8 @@ pub fn run(filter: Option<&str>, release: bool) -> Result<ExitCode> {
     let want_drivers = drivers::wanted(&wanted);
     let want_shell = wanted(shell::SUITE);
     let want_iso = iso::wanted(&wanted);
-    if !suites.is_empty() || want_vga || want_drivers || want_shell || want_iso {
+    let want_lifecycle = wanted(lifecycle::SUITE);
+    if !suites.is_empty() || want_vga || want_drivers || want_shell || want_iso || want_lifecycle {
         let system = artifacts::build(release)?;
         let symbolizer = Symbolizer::new(&system.kernel);
         let mut ctx = Ctx {
@@ -374,6 +376,13 @@ pub fn run(filter: Option<&str>, release: bool) -> Result<ExitCode> {
         if want_iso {
             cases.extend(iso::run(&ctx.system, &symbolizer, &wanted)?);
         }
+        if want_lifecycle {
+            cases.extend(lifecycle::run(&ctx.system, &symbolizer)?);
+        }
+    }
+    // A copy of the workspace with its own build (test/lifecycle.rs): nothing above needed.
+    if wanted(lifecycle::NEW_SERVER_SUITE) {
+        cases.extend(lifecycle::run_new_server()?);
     }
 
     let failed: Vec<&Case> = cases.iter().filter(|c| !c.passed).collect();

@@ -31,7 +31,7 @@ pub const SUITE: &str = "shell";
 const TIMEOUT: Duration = Duration::from_secs(90);
 
 /// What a step does.
-enum Input {
+pub(crate) enum Input {
     /// Bytes typed into COM1 (QEMU's stdin).
     Serial(&'static [u8]),
     /// PS/2 keys, one monitor `sendkey` each.
@@ -39,13 +39,13 @@ enum Input {
 }
 
 /// One step of the session: when a line contains `after`, type `input`.
-struct Step {
-    after: &'static str,
-    input: Input,
+pub(crate) struct Step {
+    pub(crate) after: &'static str,
+    pub(crate) input: Input,
 }
 
 /// The help text's last line (the end of a `help` answer).
-const HELP_END: &str = "  reboot           restart the machine";
+pub(crate) const HELP_END: &str = "  reboot           restart the machine";
 
 /// The session. Each step waits for the previous answer, so input never races the shell.
 const SESSION: &[Step] = &[
@@ -185,7 +185,7 @@ pub fn run(system: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
 }
 
 /// How long the monitor socket may take to accept.
-const MONITOR_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const MONITOR_WAIT: Duration = Duration::from_secs(10);
 
 /// The glyphs of the 80x25 text buffer, one line per row (trailing blanks cut), read with
 /// `pmemsave` into `dump` until a row shows the prompt or five seconds pass; `None` when the
@@ -232,7 +232,10 @@ fn glyph_rows(screen: &[u8]) -> String {
 }
 
 /// `sendkey` each key, one at a time (press and release reach the guest before the next).
-fn send_keys(mon: Option<&mut Monitor>, keys: &[&str]) -> std::result::Result<(), String> {
+pub(crate) fn send_keys(
+    mon: Option<&mut Monitor>,
+    keys: &[&str],
+) -> std::result::Result<(), String> {
     let mon = mon.ok_or("no QEMU monitor connection")?;
     for key in keys {
         mon.command(&format!("sendkey {key}"))
@@ -243,7 +246,7 @@ fn send_keys(mon: Option<&mut Monitor>, keys: &[&str]) -> std::result::Result<()
 }
 
 /// `ps` rows of `name`: (restarts, faults).
-fn ps_rows<'a>(output: &'a str, name: &'a str) -> impl Iterator<Item = (u32, u32)> + 'a {
+pub(crate) fn ps_rows<'a>(output: &'a str, name: &'a str) -> impl Iterator<Item = (u32, u32)> + 'a {
     output.lines().filter_map(move |l| {
         let w: Vec<&str> = l.split_whitespace().collect();
         match w.as_slice() {
