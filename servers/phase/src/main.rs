@@ -5,13 +5,16 @@
 //! phase, `transform`/`inverse` run the engine over a client's words, `status` reports counters.
 //! A second thread, the *ticker*, wakes every [`TICK_NS`]: when the visualizer is on it advances
 //! its own display phase and redraws the live sine waveform in the bottom [`WAVE_ROWS`] rows of
-//! the display through the `vga` server's cell API; when telemetry is on it prints one line
-//! (`phase-telemetry: ...`) every [`TELEMETRY_TICKS`] ticks. The two threads share only
+//! the display through the `vga` server's cell API; when telemetry is on it logs one line
+//! (target `phase-telemetry`) every [`TELEMETRY_TICKS`] ticks. The two threads share only
 //! atomics.
 //!
 //! Start layout: root's (`hsync_root_api::Start`): export 0 is the `phase` endpoint; imports
-//! `vga` (optional: without it `wave on` fails with `NoOutput`). Telemetry goes through the
-//! `log`/debug-log path, which reaches serial. The server refuses hardware and policy.
+//! `serial` (the `log` sink) and `vga` (optional: without it `wave on` fails with `NoOutput`).
+//! Telemetry lines are `log` records, so they reach COM1 through the serial server like the rest
+//! of the log (`libhsync::logsink`). When vga or serial restarts, the ticker reconnects through
+//! root's `connect` with a bounded back-off ([`Link`]): the wave comes back on the new vga, the
+//! log sink is re-pointed at the new serial. The server refuses hardware and policy.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -20,8 +23,9 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use hsync_phase_api::{Bytes, FLAG_TELEMETRY, FLAG_WAVE, MAX_WORDS, PhaseError, PhaseServer};
 use hsync_phase_engine::{Phase, WAVE_ONE, inverse_words, sine, transform_words};
-use hsync_root_api::Start;
+use hsync_root_api::{RootClient, RootError, Start};
 use hsync_vga_api::{Color, VgaClient, attr};
+use libhsync::protocol::ProtocolError;
 use libhsync::{Endpoint, IpcBuf, StartArgs};
 
 libhsync::entry!(main);
@@ -38,6 +42,10 @@ const WAVE_ROWS: u16 = 9;
 /// Display-phase advance per tick, and per column (so the wave scrolls left).
 const TICK_STEPS: u64 = 3;
 const COLUMN_TURN: u64 = u64::MAX / 40; // two periods across 80 columns
+/// Reconnect back-off: the longest gap between two attempts, and the attempts before giving up
+/// (1+2+4+8+16+20*6 ticks: about 7.5 s).
+const RETRY_MAX_TICKS: u64 = 20;
+const RETRY_ATTEMPTS: u32 = 12;
 
 /// State shared by the serving thread and the ticker.
 static PHASE: AtomicU64 = AtomicU64::new(0);
@@ -45,8 +53,12 @@ static STEPS: AtomicU64 = AtomicU64::new(0);
 static WORDS: AtomicU64 = AtomicU64::new(0);
 static WAVE: AtomicBool = AtomicBool::new(false);
 static TELEMETRY: AtomicBool = AtomicBool::new(false);
-/// Raw handle value of the `vga` endpoint (0: none), owned by the ticker once started.
+/// Raw handle values of the `vga` endpoint and of root's endpoint (0: none), owned by the
+/// ticker once started.
 static VGA: AtomicU64 = AtomicU64::new(0);
+static ROOT: AtomicU64 = AtomicU64::new(0);
+/// Whether root gave a `serial` import (the log sink is then kept pointed at serial).
+static HAS_SERIAL: AtomicBool = AtomicBool::new(false);
 
 struct PhaseService {
     has_vga: bool,
@@ -152,26 +164,103 @@ fn wave_row(at: Phase, row: u16, out: &mut [u8; COLS * 2]) {
     }
 }
 
-fn draw(vga: &VgaClient, ipc: &mut IpcBuf, at: Phase) -> bool {
+/// Draws one frame of the wave at display phase `at`.
+fn draw(vga: &VgaClient, ipc: &mut IpcBuf, at: Phase) -> Result<(), VgaCallError> {
     let mut cells = [0u8; COLS * 2];
     for row in 0..WAVE_ROWS {
         wave_row(at, row, &mut cells);
-        if let Err(e) = vga.put_cells(ipc, 0, ROWS - WAVE_ROWS + row, &cells) {
-            log::warn!("phase: drawing the wave failed: {e}; visualizer off");
-            return false;
-        }
+        vga.put_cells(ipc, 0, ROWS - WAVE_ROWS + row, &cells)?;
     }
-    true
+    Ok(())
 }
 
-/// The ticker thread: visualizer frames and telemetry lines.
+/// What a reconnect attempt came to.
+enum Retry {
+    /// Not due yet (backing off).
+    NotYet,
+    /// A fresh endpoint to the restarted server.
+    Connected(Endpoint),
+    /// Root says no for good, or the attempts ran out.
+    GaveUp,
+}
+
+/// A server connection the ticker remakes through root's `connect` after the server died:
+/// the first attempt when the loss is seen (vga: on the next tick), then with the gap doubling
+/// up to [`RETRY_MAX_TICKS`]; [`RETRY_ATTEMPTS`] attempts in all (about 7.5 s, longer than root
+/// takes to restart a server). One attempt per due tick at most: it never spins.
+struct Link {
+    name: &'static str,
+    next: u64,
+    gap: u64,
+    tries: u32,
+}
+
+impl Link {
+    const fn new(name: &'static str) -> Link {
+        Link {
+            name,
+            next: 0,
+            gap: 1,
+            tries: 0,
+        }
+    }
+
+    /// Starts over: the next attempt is due at once.
+    fn reset(&mut self) {
+        *self = Link::new(self.name);
+    }
+
+    /// One attempt, if one is due at `tick`.
+    fn retry(&mut self, root: Option<&RootClient>, ipc: &mut IpcBuf, tick: u64) -> Retry {
+        if tick < self.next {
+            return Retry::NotYet;
+        }
+        let Some(root) = root else {
+            log::warn!("phase: no root endpoint: cannot reconnect to {}", self.name);
+            return Retry::GaveUp;
+        };
+        match root.connect(ipc, self.name) {
+            Ok(ep) => {
+                self.reset();
+                Retry::Connected(ep)
+            }
+            Err(ProtocolError::App(RootError::NotRunning)) if self.tries + 1 < RETRY_ATTEMPTS => {
+                self.tries += 1;
+                self.next = tick + self.gap;
+                self.gap = (self.gap * 2).min(RETRY_MAX_TICKS);
+                Retry::NotYet
+            }
+            Err(e) => {
+                log::warn!(
+                    "phase: reconnecting to {} failed ({e}) after {} attempts; giving up",
+                    self.name,
+                    self.tries + 1
+                );
+                self.reset();
+                Retry::GaveUp
+            }
+        }
+    }
+}
+
+/// The error of a `vga` call.
+type VgaCallError = ProtocolError<hsync_vga_api::VgaError>;
+
+/// The ticker thread: visualizer frames and telemetry lines, and reconnecting what they write
+/// to (vga through `root.connect`; the serial log sink the same way) after a restart.
 fn ticker(_arg: u64, mut ipc: IpcBuf) {
-    let vga = match VGA.swap(0, Relaxed) {
+    let take = |slot: &AtomicU64| match slot.swap(0, Relaxed) {
         0 => None,
-        raw => Some(VgaClient::new(Endpoint::from_raw(
-            hsync_abi::Handle::from_raw(raw),
-        ))),
+        raw => Some(Endpoint::from_raw(hsync_abi::Handle::from_raw(raw))),
     };
+    let mut vga = take(&VGA).map(VgaClient::new);
+    let root = take(&ROOT).map(RootClient::new);
+    let has_serial = HAS_SERIAL.load(Relaxed);
+    let mut vga_link = Link::new("vga");
+    let mut serial_link = Link::new("serial");
+    let mut serial_gave_up = false;
+    // Set when a frame found vga dead; the wave comes back once vga does.
+    let mut vga_lost = false;
     let mut display = Phase::new(0);
     let mut tick: u64 = 0;
     let mut deadline = libhsync::clock();
@@ -179,18 +268,60 @@ fn ticker(_arg: u64, mut ipc: IpcBuf) {
         deadline += TICK_NS;
         let _ = libhsync::sleep_until(deadline);
         tick = tick.wrapping_add(1);
-        if WAVE.load(Relaxed) {
-            display = display.advance(TICK_STEPS);
-            if let Some(vga) = &vga
-                && !draw(vga, &mut ipc, display)
-            {
-                WAVE.store(false, Relaxed);
+        // A `log` record that found the serial server dead dropped the sink (libhsync
+        // logsink); point it at the restarted server.
+        if has_serial && !serial_gave_up && !libhsync::logsink::active() {
+            match serial_link.retry(root.as_ref(), &mut ipc, tick) {
+                Retry::NotYet => {}
+                Retry::Connected(ep) => {
+                    libhsync::logsink::set_endpoint(ep);
+                    log::info!("phase: log sink reconnected to serial");
+                }
+                Retry::GaveUp => serial_gave_up = true,
             }
+        }
+        if WAVE.load(Relaxed) {
+            if vga_lost {
+                match vga_link.retry(root.as_ref(), &mut ipc, tick) {
+                    Retry::NotYet => {}
+                    Retry::Connected(ep) => {
+                        vga = Some(VgaClient::new(ep));
+                        vga_lost = false;
+                        log::info!("phase: visualizer reconnected to vga");
+                    }
+                    Retry::GaveUp => {
+                        log::warn!("phase: vga is not back; visualizer off");
+                        WAVE.store(false, Relaxed);
+                    }
+                }
+            }
+            if !vga_lost && let Some(v) = &vga {
+                display = display.advance(TICK_STEPS);
+                match draw(v, &mut ipc, display) {
+                    Ok(()) => {}
+                    Err(ProtocolError::ServerDied) => {
+                        log::warn!("phase: vga died; the visualizer reconnects");
+                        vga_lost = true;
+                        vga_link.reset();
+                        vga_link.next = tick + 1;
+                    }
+                    Err(e) => {
+                        log::warn!("phase: drawing the wave failed: {e}; visualizer off");
+                        WAVE.store(false, Relaxed);
+                    }
+                }
+            }
+        } else if vga_lost {
+            // Off while vga was away: the next `wave on` starts the attempts afresh.
+            vga_link.reset();
         }
         if TELEMETRY.load(Relaxed) && tick.is_multiple_of(TELEMETRY_TICKS) {
             let p = Phase::new(PHASE.load(Relaxed));
-            libhsync::println!(
-                "phase-telemetry: tick={} phase={:#018x} steps={} words={} sine={} wave={}",
+            // A `log` record, so it travels like every other one: through the serial server
+            // (one whole line on COM1), or the debug log while serial is down.
+            log::info!(
+                target: "phase-telemetry",
+                "tick={} phase={:#018x} steps={} words={} sine={} wave={}",
                 tick,
                 p.raw(),
                 STEPS.load(Relaxed),
@@ -211,6 +342,7 @@ fn main(mut args: StartArgs) -> i32 {
     // while it is down).
     if let Some(serial) = start.import("serial") {
         libhsync::logsink::set_endpoint(serial);
+        HAS_SERIAL.store(true, Relaxed);
     }
     let Some(ep) = start.export(0) else {
         log::error!("phase: no endpoint to serve");
@@ -221,11 +353,13 @@ fn main(mut args: StartArgs) -> i32 {
     if let Some(v) = vga {
         VGA.store(v.into_raw().raw(), Relaxed);
     }
-    if let Err(e) = libhsync::process::spawn_thread(ticker, 0, 16) {
-        log::warn!("phase: no ticker thread ({e}): no visualizer or telemetry");
-    }
+    // Ready before the ticker takes root's endpoint (to reconnect with).
     if let Some(root) = start.root() {
         hsync_root_api::report_ready(&root, &mut args.ipc);
+        ROOT.store(root.into_endpoint().into_raw().raw(), Relaxed);
+    }
+    if let Err(e) = libhsync::process::spawn_thread(ticker, 0, 16) {
+        log::warn!("phase: no ticker thread ({e}): no visualizer or telemetry");
     }
     log::info!(
         "phase: serving (visualizer {})",

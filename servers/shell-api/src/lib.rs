@@ -29,6 +29,7 @@ commands:
   mem              physical memory and kernel object counters
   phase            phase engine status
   wave [on|off]    start/stop the HSYNC-Wave visualizer (no argument: toggle)
+  telemetry on|off phase engine telemetry lines on serial, twice a second
   bench [n]        IPC round trip to the phase server, n calls (default 1000)
   kill <name>      stop a server
   restart <name>   stop a server and start it again

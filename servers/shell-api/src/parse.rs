@@ -29,6 +29,8 @@ pub enum Command<'a> {
     Phase,
     /// `wave [on|off]`
     Wave(WaveMode),
+    /// `telemetry on|off`: the phase server's telemetry lines on serial.
+    Telemetry(bool),
     /// `bench [n]`: n round trips (1..=[`BENCH_MAX`]).
     Bench(u32),
     /// `kill <name>`
@@ -136,6 +138,23 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError<'_>> {
                 });
             }
         }),
+        "telemetry" => Command::Telemetry(match arg {
+            Some("on") => true,
+            Some("off") => false,
+            None => {
+                return Err(ParseError::Missing {
+                    command: "telemetry",
+                    what: "`on` or `off`",
+                });
+            }
+            Some(a) => {
+                return Err(ParseError::Bad {
+                    command: "telemetry",
+                    arg: a,
+                    expected: "`on` or `off`",
+                });
+            }
+        }),
         "bench" => Command::Bench(match arg {
             None => BENCH_DEFAULT,
             Some(_) => {
@@ -175,6 +194,7 @@ fn command_name(c: &Command<'_>) -> &'static str {
         Command::Mem => "mem",
         Command::Phase => "phase",
         Command::Wave(_) => "wave",
+        Command::Telemetry(_) => "telemetry",
         Command::Bench(_) => "bench",
         Command::Kill(_) => "kill",
         Command::Restart(_) => "restart",
@@ -261,6 +281,8 @@ mod tests {
             ("wave", Command::Wave(WaveMode::Toggle)),
             ("wave on", Command::Wave(WaveMode::On)),
             ("wave off", Command::Wave(WaveMode::Off)),
+            ("telemetry on", Command::Telemetry(true)),
+            ("telemetry off", Command::Telemetry(false)),
             ("bench", Command::Bench(BENCH_DEFAULT)),
             ("bench 10", Command::Bench(10)),
             ("kill vga", Command::Kill("vga")),
@@ -271,6 +293,22 @@ mod tests {
         ];
         for (line, want) in cases {
             assert_eq!(parse(line), Ok(Some(*want)), "{line}");
+        }
+    }
+
+    #[test]
+    fn every_command_in_help_is_known() {
+        let words: std::vec::Vec<&str> = crate::HELP
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        assert!(words.contains(&"telemetry"), "{words:?}");
+        for w in words {
+            assert!(
+                !matches!(parse(w), Err(ParseError::Unknown(_))),
+                "`{w}` is in HELP but does not parse"
+            );
         }
     }
 
@@ -300,6 +338,16 @@ mod tests {
             "kill: missing <name>"
         );
         assert_eq!(
+            parse("telemetry").unwrap_err().to_string(),
+            "telemetry: missing `on` or `off`"
+        );
+        assert_eq!(
+            parse("telemetry on off").unwrap_err(),
+            ParseError::TooMany {
+                command: "telemetry"
+            }
+        );
+        assert_eq!(
             parse("ps -a").unwrap_err(),
             ParseError::TooMany { command: "ps" }
         );
@@ -320,6 +368,8 @@ mod tests {
             "bench 0",
             "bench 1000001",
             "wave maybe",
+            "telemetry 1",
+            "telemetry ON",
             "kill VGA",
             "kill 9",
             "kill ../root",
@@ -331,6 +381,10 @@ mod tests {
                 parse(line)
             );
         }
+        assert_eq!(
+            parse("telemetry yes").unwrap_err().to_string(),
+            "telemetry: `yes` is not `on` or `off`"
+        );
         assert_eq!(
             parse("bench 0").unwrap_err().to_string(),
             "bench: `0` is not a count from 1 to 1000000"

@@ -4,10 +4,15 @@
 //! Input from each side has its own line editor (`hsync_shell_api::LineEditor`) and is echoed
 //! on its own side; command output goes to both. The command language (parsing, messages,
 //! report formats) is host-tested in `servers/shell-api`; this file is the I/O around it.
-//! Servers it reaches: `root` (ps, kill, restart), `phase` (phase, wave, bench, crash), the kernel
-//! (`system_info` for mem). `poweroff` and `reboot` ask root (`power`), which holds the hardware
-//! authority the kernel's `system_power` needs (ACPI S5 from the FADT and DSDT; 0xCF9, keyboard
-//! controller, triple fault for reset); `caps <pid>` asks root (`caps`) for a server's handles.
+//! Servers it reaches: `root` (ps, kill, restart), `phase` (phase, wave, telemetry, bench,
+//! crash), the kernel (`system_info` for mem). `poweroff` and `reboot` ask root (`power`), which
+//! holds the hardware authority the kernel's `system_power` needs (ACPI S5 from the FADT and
+//! DSDT; 0xCF9, keyboard controller, triple fault for reset); `caps <pid>` asks root (`caps`) for
+//! a server's handles.
+//!
+//! Its own `log` records go through the serial server (`libhsync::logsink`, on a second
+//! `serial` endpoint from root's `connect`, re-pointed after serial restarts), like every
+//! other server's.
 //!
 //! The shell refuses to panic on input: every bad line gets a message.
 #![no_std]
@@ -332,6 +337,16 @@ impl Shell {
                     }
                 }
             },
+            Command::Telemetry(on) => match &self.phase {
+                None => text.write_str("telemetry: no connection to the phase server\n")?,
+                Some(p) => match p.telemetry(ipc, on) {
+                    Ok(_) => writeln!(text, "telemetry: {}", if on { "on" } else { "off" })?,
+                    Err(e) => {
+                        self.phase_died |= matches!(e, ProtocolError::ServerDied);
+                        say(&mut text, "telemetry", e)?
+                    }
+                },
+            },
             Command::Bench(n) => match &self.phase {
                 None => text.write_str("bench: no connection to the phase server\n")?,
                 Some(p) => {
@@ -468,6 +483,8 @@ impl Shell {
         };
         match name {
             "serial" => {
+                // The log sink's endpoint died with the old server too.
+                self.point_log_sink(ipc);
                 let c = SerialClient::new(ep);
                 // The old subscription died with the old server.
                 if let Some(n) = copy()
@@ -499,6 +516,18 @@ impl Shell {
             _ => return Err(alloc::format!("`{name}` is not a server the shell uses")),
         }
         Ok(())
+    }
+
+    /// Sends the shell's `log` records through the serial server (`libhsync::logsink`), on an
+    /// endpoint of its own from root's `connect` (the `serial` import has only `SEND`, so it
+    /// cannot be duplicated, and the [`SerialClient`] keeps it). Without one, records go to
+    /// the kernel debug log.
+    fn point_log_sink(&self, ipc: &mut IpcBuf) {
+        let Some(root) = &self.root else { return };
+        match root.connect(ipc, "serial") {
+            Ok(ep) => libhsync::logsink::set_endpoint(ep),
+            Err(e) => log::warn!("shell: no log sink on serial: {e}"),
+        }
     }
 
     fn print(&self, ipc: &mut IpcBuf, s: &str) -> fmt::Result {
@@ -607,6 +636,9 @@ fn main(mut args: StartArgs) -> i32 {
     };
     if let Some(root) = &shell.root {
         hsync_root_api::report_ready(root, ipc);
+    }
+    if shell.con.serial.is_some() {
+        shell.point_log_sink(ipc);
     }
     log::info!("shell: ready ({subscribed}/{wanted} input subscriptions)");
     let _ = shell.print(ipc, "HSYNC-OS shell: type `help`\n");

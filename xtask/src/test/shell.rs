@@ -1,15 +1,24 @@
 //! The `shell` suite: the whole system boots (root, every manifest server), and a person's
 //! session is typed into COM1 through QEMU's stdin (`-serial stdio`): `help`, a bad command,
-//! garbage bytes and an over-long line, `ps`, `caps 0`, then `poweroff`. Checks: the help text
-//! and each error message come back on serial, the shell keeps answering after bad input,
-//! `caps 0` lists server 0's handles (through root and `handle_list`), and `poweroff` (root's
-//! `power` op, the kernel's ACPI S5) ends QEMU by itself with exit status 0.
+//! garbage bytes and an over-long line, `ps`, `telemetry on`/`off`, `wave on`, `crash vga`,
+//! `caps 0`, then `poweroff`. Checks: the help text and each error message come back on serial,
+//! the shell keeps answering after bad input, `caps 0` lists server 0's handles (through root
+//! and `handle_list`), and `poweroff` (root's `power` op, the kernel's ACPI S5) ends QEMU by
+//! itself with exit status 0.
+//!
+//! Log routes: the kernel's debug log writes every line as `[<process>] <text>`; the serial
+//! server writes its clients' `log` records as they are (`LEVEL target: message`). So a record
+//! with no `[shell]`/`[phase]` in front reached COM1 through the serial server: the shell's own
+//! records and the phase server's telemetry lines (at least two, ticks increasing; at most the
+//! one in flight after `telemetry: off`, over at least [`QUIET_WANTED`]) are checked that way.
 //!
 //! The same boot also checks, through a QEMU monitor socket (`pmemsave`, `sendkey`): the VGA
 //! text buffer at 0xB8000 shows the prompt `hsync>` after boot; keys typed on the PS/2 keyboard
-//! (`h e l p ret`) reach the shell and the help text comes back on serial; and `crash vga`
-//! makes vga fault, root logs it and restarts it, and the shell reconnects and keeps answering
-//! (`ps` lists vga with one restart).
+//! (`h e l p ret`) reach the shell and the help text comes back on serial; `wave on` puts the
+//! waveform's cells in the bottom rows; `crash vga` makes vga fault, root logs it and restarts
+//! it, the shell reconnects and keeps answering (`ps` lists vga with one restart), and the
+//! phase visualizer reconnects too: the new vga (which cleared the screen) shows the wave
+//! again, moving.
 
 use std::io::Write;
 use std::process::Stdio;
@@ -44,51 +53,99 @@ pub(crate) struct Step {
     pub(crate) input: Input,
 }
 
+/// A look at the VGA text buffer a scene takes before its input.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Look {
+    None,
+    /// Until the prompt shows.
+    Prompt,
+    /// Until the waveform shows.
+    Wave,
+    /// Until two different frames of the waveform show (it is being drawn now).
+    WaveMoving,
+}
+
+/// A step of this suite's session: once its line came, `look` at the screen, wait `pause`
+/// (output keeps being collected meanwhile), then type the step's input.
+struct Scene {
+    step: Step,
+    look: Look,
+    pause: Duration,
+}
+
+impl Scene {
+    /// When a line contains `after`, type `input`.
+    const fn at(after: &'static str, input: Input) -> Scene {
+        Scene {
+            step: Step { after, input },
+            look: Look::None,
+            pause: Duration::ZERO,
+        }
+    }
+
+    /// ... after looking at the screen for `look`.
+    const fn look(after: &'static str, look: Look, input: Input) -> Scene {
+        Scene {
+            step: Step { after, input },
+            look,
+            pause: Duration::ZERO,
+        }
+    }
+
+    /// ... after `pause`.
+    const fn later(after: &'static str, pause: Duration, input: Input) -> Scene {
+        Scene {
+            step: Step { after, input },
+            look: Look::None,
+            pause,
+        }
+    }
+}
+
+/// A telemetry line, as the phase server logs it (`log` target `phase-telemetry`).
+const TELEMETRY: &str = "phase-telemetry: tick=";
+/// The shell's answer to `telemetry off`.
+const TELEMETRY_OFF: &str = "telemetry: off";
+/// How long after `telemetry: off` the session must go on for "the lines stop" to mean
+/// something: three telemetry periods (the phase server logs twice a second).
+const QUIET_WANTED: Duration = Duration::from_millis(1500);
+
 /// The help text's last line (the end of a `help` answer).
 pub(crate) const HELP_END: &str = "  reboot           restart the machine";
 
 /// The session. Each step waits for the previous answer, so input never races the shell.
-const SESSION: &[Step] = &[
-    Step {
-        after: "HSYNC-OS shell: type `help`",
-        input: Input::Serial(b"help\r"),
-    },
-    Step {
-        after: HELP_END,
-        // The same command on the keyboard: its answer goes to serial too.
-        input: Input::Keys(&["h", "e", "l", "p", "ret"]),
-    },
-    Step {
-        after: HELP_END,
-        // An unknown command, then bytes that are not text, then a line far over the limit.
-        input: Input::Serial(b"fsck /\r\xff\xfe\x01\x1b[A"),
-    },
-    Step {
-        after: "unknown command `fsck`",
-        input: Input::Serial(LONG_LINE),
-    },
-    Step {
-        after: "line too long",
-        input: Input::Serial(b"ps\r"),
-    },
-    Step {
-        // `ps`'s header: the shell finishes the listing before it reads the next line.
-        after: "  #  name          state",
-        input: Input::Serial(b"crash vga\r"),
-    },
-    Step {
-        after: "vga: reconnected",
-        input: Input::Serial(b"ps\r"),
-    },
-    Step {
-        after: "  #  name          state",
-        input: Input::Serial(b"caps 0\r"),
-    },
-    Step {
-        // `caps`'s header: the listing follows it in the same output.
-        after: "  slot  kind            rights",
-        input: Input::Serial(b"poweroff\r"),
-    },
+const SESSION: &[Scene] = &[
+    // The shell is up: its prompt should be on the screen too.
+    Scene::look(
+        "HSYNC-OS shell: type `help`",
+        Look::Prompt,
+        Input::Serial(b"help\r"),
+    ),
+    // The same command on the keyboard: its answer goes to serial too.
+    Scene::at(HELP_END, Input::Keys(&["h", "e", "l", "p", "ret"])),
+    // An unknown command, then bytes that are not text, then a line far over the limit.
+    Scene::at(HELP_END, Input::Serial(b"fsck /\r\xff\xfe\x01\x1b[A")),
+    Scene::at("unknown command `fsck`", Input::Serial(LONG_LINE)),
+    Scene::at("line too long", Input::Serial(b"ps\r")),
+    // `ps`'s header: the shell finishes the listing before it reads the next line.
+    Scene::at("  #  name          state", Input::Serial(b"telemetry on\r")),
+    // Two telemetry lines (nothing typed after the first), then off.
+    Scene::at(TELEMETRY, Input::Serial(b"")),
+    Scene::at(TELEMETRY, Input::Serial(b"telemetry off\r")),
+    // Long enough for lines that did not stop to show.
+    Scene::later(TELEMETRY_OFF, QUIET_WANTED, Input::Serial(b"wave on\r")),
+    Scene::look(
+        "wave: visualizer on",
+        Look::Wave,
+        Input::Serial(b"crash vga\r"),
+    ),
+    Scene::look("vga: reconnected", Look::WaveMoving, Input::Serial(b"ps\r")),
+    Scene::at("  #  name          state", Input::Serial(b"caps 0\r")),
+    // `caps`'s header: the listing follows it in the same output.
+    Scene::at(
+        "  slot  kind            rights",
+        Input::Serial(b"poweroff\r"),
+    ),
 ];
 
 /// 300 `x` and a CR: more than the shell's 120-byte line.
@@ -121,7 +178,8 @@ pub fn run(system: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
     let mut next = 0;
     let mut ended = false;
     let mut monitor: Option<Monitor> = None;
-    let mut vga_prompt = None;
+    let mut screens = Screens::default();
+    let mut off_at = None;
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         let line = match rx.recv_timeout(left.min(Duration::from_millis(200))) {
             Ok(line) => symbolizer.annotate(&line),
@@ -133,20 +191,28 @@ pub fn run(system: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
         };
         output.push_str(&line);
         output.push('\n');
-        if let Some(step) = SESSION.get(next)
-            && line.contains(step.after)
+        if off_at.is_none() && line.contains(TELEMETRY_OFF) {
+            off_at = Some(Instant::now());
+        }
+        if let Some(scene) = SESSION.get(next)
+            && line.contains(scene.step.after)
         {
             next += 1;
-            if next == 1 {
-                // The shell is up: its prompt should be on the screen too.
+            if scene.look != Look::None && monitor.is_none() {
                 monitor = Monitor::connect(&sock, deadline.min(Instant::now() + MONITOR_WAIT));
-                vga_prompt = monitor.as_mut().map(|m| screen_text(m, &dump));
             }
-            let sent = match step.input {
-                Input::Serial(bytes) => stdin
-                    .write_all(bytes)
-                    .and_then(|()| stdin.flush())
-                    .map_err(|e| format!("writing QEMU stdin: {e}")),
+            if let Some(m) = monitor.as_mut() {
+                let dumps = look(m, &dump, scene.look);
+                match scene.look {
+                    Look::None => {}
+                    Look::Prompt => screens.prompt = dumps,
+                    Look::Wave => screens.wave = dumps,
+                    Look::WaveMoving => screens.wave_again = dumps,
+                }
+            }
+            std::thread::sleep(scene.pause);
+            let sent = match scene.step.input {
+                Input::Serial(bytes) => type_serial(&mut stdin, bytes),
                 Input::Keys(keys) => send_keys(monitor.as_mut(), keys),
             };
             if let Err(e) = sent {
@@ -155,6 +221,8 @@ pub fn run(system: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
             }
         }
     }
+    // How long the session went on after `telemetry: off` (until QEMU ended or was stopped).
+    let quiet = off_at.map(|t| t.elapsed());
     // QEMU ends by itself on `poweroff`; anything else is stopped here.
     let status = if ended {
         child.wait().ok().and_then(|s| s.code())
@@ -168,10 +236,20 @@ pub fn run(system: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
 
     drop(monitor);
     let _ = std::fs::remove_file(&sock);
-    if let Some(Some(screen)) = &vga_prompt {
-        output.push_str(&format!("xtask: the VGA text buffer after boot:\n{screen}"));
+    for (what, dumps) in [
+        ("after boot", &screens.prompt),
+        ("after `wave on`", &screens.wave),
+        ("after vga restarted", &screens.wave_again),
+    ] {
+        if let Some(last) = dumps.last() {
+            output.push_str(&format!(
+                "xtask: the VGA text buffer {what} (last of {} dumps):\n{}",
+                dumps.len(),
+                glyph_rows(last)
+            ));
+        }
     }
-    let results = judge(&output, next, status, vga_prompt.flatten().as_deref());
+    let results = judge(&output, next, status, &screens, quiet);
     let failed = results.iter().filter(|c| !c.passed).count();
     eprintln!(
         "    {} tests, {failed} failed, {:.1} s, exit {status:?}",
@@ -184,33 +262,83 @@ pub fn run(system: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
     Ok(results)
 }
 
+/// The text-buffer dumps each look took (raw 80x25 cells: glyph, attribute).
+#[derive(Default)]
+struct Screens {
+    prompt: Vec<Vec<u8>>,
+    wave: Vec<Vec<u8>>,
+    wave_again: Vec<Vec<u8>>,
+}
+
 /// How long the monitor socket may take to accept.
 pub(crate) const MONITOR_WAIT: Duration = Duration::from_secs(10);
 
-/// The glyphs of the 80x25 text buffer, one line per row (trailing blanks cut), read with
-/// `pmemsave` into `dump` until a row shows the prompt or five seconds pass; `None` when the
-/// monitor does not answer or no dump could be read.
-fn screen_text(mon: &mut Monitor, dump: &Path) -> Option<String> {
+/// Dumps the 80x25 text buffer with `pmemsave` into `dump` every 100 ms until `what` is seen
+/// or five seconds pass; returns every dump read (none when the monitor stops answering).
+fn look(mon: &mut Monitor, dump: &Path, what: Look) -> Vec<Vec<u8>> {
     let until = Instant::now() + Duration::from_secs(5);
-    let mut text = None;
+    let mut dumps: Vec<Vec<u8>> = Vec::new();
+    if what == Look::None {
+        return dumps;
+    }
     loop {
         let _ = std::fs::remove_file(dump);
-        mon.command(&format!("pmemsave 0xb8000 4000 \"{}\"", dump.display()))?;
-        if let Ok(screen) = std::fs::read(dump) {
-            let t = glyph_rows(&screen);
-            let done = t.contains(PROMPT_TEXT);
-            text = Some(t);
-            if done {
-                break;
-            }
-        }
-        if Instant::now() >= until {
+        if mon
+            .command(&format!("pmemsave 0xb8000 4000 \"{}\"", dump.display()))
+            .is_none()
+        {
             break;
         }
-        std::thread::sleep(Duration::from_millis(300));
+        if let Ok(screen) = std::fs::read(dump) {
+            dumps.push(screen);
+        }
+        let done = match what {
+            Look::None => true,
+            Look::Prompt => dumps.iter().any(|d| glyph_rows(d).contains(PROMPT_TEXT)),
+            Look::Wave => dumps.iter().any(|d| shows_wave(d)),
+            Look::WaveMoving => wave_moved(&dumps),
+        };
+        if done || Instant::now() >= until {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
     let _ = std::fs::remove_file(dump);
-    text
+    dumps
+}
+
+/// The waveform's place and colours (servers/phase: the bottom 9 rows; `*` light green on
+/// black, the axis `-` dark grey on black).
+const WAVE_TOP: usize = 16;
+const WAVE_ROWS: usize = 9;
+const WAVE_STAR: (u8, u8) = (b'*', 0x0A);
+const WAVE_AXIS: (u8, u8) = (b'-', 0x08);
+
+/// Whether a text-buffer dump shows the waveform: in each of the 80 columns exactly one `*`
+/// cell in wave colours among the bottom 9 rows, and the middle row all axis or `*` cells.
+/// Shell text (light grey) and a cleared screen never look like this.
+fn shows_wave(screen: &[u8]) -> bool {
+    let cell = |x: usize, y: usize| -> Option<(u8, u8)> {
+        let i = (y * 80 + x) * 2;
+        Some((*screen.get(i)?, *screen.get(i + 1)?))
+    };
+    let rows = WAVE_TOP..WAVE_TOP + WAVE_ROWS;
+    let mid = WAVE_TOP + WAVE_ROWS / 2;
+    (0..80).all(|x| {
+        rows.clone()
+            .filter(|&y| cell(x, y) == Some(WAVE_STAR))
+            .count()
+            == 1
+            && matches!(cell(x, mid), Some(c) if c == WAVE_STAR || c == WAVE_AXIS)
+    })
+}
+
+/// Whether two dumps show the waveform in different frames (someone is drawing it).
+fn wave_moved(dumps: &[Vec<u8>]) -> bool {
+    let mut waves = dumps.iter().filter(|d| shows_wave(d));
+    waves
+        .next()
+        .is_some_and(|first| waves.any(|d| d[WAVE_TOP * 160..] != first[WAVE_TOP * 160..]))
 }
 
 /// The shell's prompt as it shows on screen.
@@ -229,6 +357,14 @@ fn glyph_rows(screen: &[u8]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Types `bytes` into COM1 (QEMU's stdin).
+fn type_serial(stdin: &mut impl Write, bytes: &[u8]) -> std::result::Result<(), String> {
+    stdin
+        .write_all(bytes)
+        .and_then(|()| stdin.flush())
+        .map_err(|e| format!("writing QEMU stdin: {e}"))
 }
 
 /// `sendkey` each key, one at a time (press and release reach the guest before the next).
@@ -258,10 +394,53 @@ pub(crate) fn ps_rows<'a>(output: &'a str, name: &'a str) -> impl Iterator<Item 
     })
 }
 
-/// The verdicts: `typed` steps were reached, QEMU ended with `status`, `screen` is the text
-/// buffer after boot.
-fn judge(output: &str, typed: usize, status: Option<i32>, screen: Option<&str>) -> Vec<Case> {
+/// Telemetry lines of `output`: the ticks of those before the shell's `telemetry: off` answer,
+/// and how many came after it.
+fn telemetry_ticks(output: &str) -> (Vec<Option<u64>>, usize) {
+    let mut before = Vec::new();
+    let mut after = 0;
+    let mut off = false;
+    for l in output.lines() {
+        if let Some(at) = l.find(TELEMETRY) {
+            if off {
+                after += 1;
+            } else {
+                let digits: String = l[at + TELEMETRY.len()..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                before.push(digits.parse().ok());
+            }
+        }
+        off |= l.contains(TELEMETRY_OFF);
+    }
+    (before, after)
+}
+
+/// Whether every line with `marker` got it through the serial server: the kernel's debug log
+/// would put `[<process>] ` in front of the record (kernel/src/syscall.rs `debug_log`); the
+/// serial server writes the record as is, `LEVEL target: ...`. At least one such line.
+fn via_serial_server(output: &str, marker: &str, process: &str) -> bool {
+    let tag = format!("[{process}] ");
+    let mut lines = output.lines().filter(|l| l.contains(marker)).peekable();
+    lines.peek().is_some()
+        && lines.all(|l| {
+            let before = &l[..l.find(marker).unwrap_or(0)];
+            before.ends_with("INFO  ") && !before.contains(&tag)
+        })
+}
+
+/// The verdicts: `typed` steps were reached, QEMU ended with `status`, `screens` are the
+/// text-buffer dumps, `quiet` is how long the session went on after `telemetry: off`.
+fn judge(
+    output: &str,
+    typed: usize,
+    status: Option<i32>,
+    screens: &Screens,
+    quiet: Option<Duration>,
+) -> Vec<Case> {
     let has = |s: &str| output.contains(s);
+    let (ticks, after_off) = telemetry_ticks(output);
     vec![
         check(
             SUITE,
@@ -280,8 +459,64 @@ fn judge(output: &str, typed: usize, status: Option<i32>, screen: Option<&str>) 
         check(
             SUITE,
             "vga_shows_prompt",
-            screen.is_some_and(|s| s.contains(PROMPT_TEXT)),
-            format!("the VGA text buffer after boot has no `{PROMPT_TEXT}`: {screen:?}"),
+            screens
+                .prompt
+                .iter()
+                .any(|d| glyph_rows(d).contains(PROMPT_TEXT)),
+            format!(
+                "the VGA text buffer after boot has no `{PROMPT_TEXT}` ({} dumps)",
+                screens.prompt.len()
+            ),
+        ),
+        check(
+            SUITE,
+            "shell_logs_through_serial",
+            via_serial_server(output, "hsync_shell: shell: ready (", "shell") && !has("[shell] "),
+            "the shell's `log` records (`shell: ready`) did not reach COM1 through the serial \
+             server (missing, or a `[shell]` debug-log line)",
+        ),
+        check(
+            SUITE,
+            "telemetry_lines_on_serial",
+            ticks.len() >= 2
+                && ticks.iter().all(Option::is_some)
+                && ticks.windows(2).all(|w| w[0] < w[1]),
+            format!("`telemetry on`: want two or more lines with rising ticks, got {ticks:?}"),
+        ),
+        check(
+            SUITE,
+            "telemetry_through_serial_server",
+            via_serial_server(output, TELEMETRY, "phase"),
+            "a telemetry line did not come through the serial server (or none came)",
+        ),
+        check(
+            SUITE,
+            "telemetry_stops",
+            has(TELEMETRY_OFF) && after_off <= 1 && quiet.is_some_and(|q| q >= QUIET_WANTED),
+            format!(
+                "after `telemetry off`: {after_off} more lines (at most the one in flight \
+                 allowed), watched for {quiet:?} (at least {QUIET_WANTED:?} needed)"
+            ),
+        ),
+        check(
+            SUITE,
+            "wave_on_screen",
+            screens.wave.iter().any(|d| shows_wave(d)),
+            format!(
+                "after `wave on`, no dump of the text buffer showed the waveform ({} dumps)",
+                screens.wave.len()
+            ),
+        ),
+        check(
+            SUITE,
+            "wave_back_after_vga_restart",
+            wave_moved(&screens.wave_again) && has("phase: visualizer reconnected to vga"),
+            format!(
+                "after vga restarted, the visualizer did not reconnect (logged: {}) and draw \
+                 the moving waveform on the new vga ({} dumps)",
+                has("phase: visualizer reconnected to vga"),
+                screens.wave_again.len()
+            ),
         ),
         check(
             SUITE,
@@ -359,60 +594,191 @@ fn judge(output: &str, typed: usize, status: Option<i32>, screen: Option<&str>) 
 mod tests {
     use super::*;
 
+    /// A text buffer: shell text on top, the waveform (one `*` per column at row `16 + f(x)`)
+    /// below, as the phase server draws it.
+    fn wave_screen(shift: usize) -> Vec<u8> {
+        let mut s = Vec::new();
+        for y in 0..25 {
+            for x in 0..80 {
+                let star = WAVE_TOP + (x + shift) % WAVE_ROWS;
+                let c = match y {
+                    0 => (b"hsync> ".get(x).copied().unwrap_or(b' '), 0x07),
+                    y if y == star => WAVE_STAR,
+                    y if y == WAVE_TOP + WAVE_ROWS / 2 => WAVE_AXIS,
+                    _ => (b' ', 0x07),
+                };
+                s.extend([c.0, c.1]);
+            }
+        }
+        s
+    }
+
+    fn good_screens() -> Screens {
+        Screens {
+            prompt: vec![wave_screen(0)],
+            wave: vec![wave_screen(0)],
+            wave_again: vec![vec![b' '; 4000], wave_screen(1), wave_screen(2)],
+        }
+    }
+
+    const GOOD: &str = "[root] system ready: serial vga ps2 phase shell\n\
+        INFO  hsync_shell: shell: ready (2/2 input subscriptions)\n\
+        commands:\n  caps <pid>       x\n  \
+        reboot           restart the machine\ncommands:\n  \
+        reboot           restart the machine\nunknown command `fsck` (try `help`)\n\
+        line too long (at most 120 characters); discarded\n  3  phase         running\n\
+        telemetry: on\n\
+        INFO  phase-telemetry: tick=10 phase=0x0 steps=0 words=0 sine=0 wave=false\n\
+        INFO  phase-telemetry: tick=20 phase=0x0 steps=0 words=0 sine=0 wave=false\n\
+        telemetry: off\n\
+        INFO  phase-telemetry: tick=30 phase=0x0 steps=0 words=0 sine=0 wave=false\n\
+        wave: visualizer on\n\
+        root: server `vga` faulted: PageFault address=0x0\n\
+        root: restarting `vga` (1 of 3)\nvga: faulted as asked; root restarts it\n\
+        vga: reconnected\nINFO  hsync_phase: phase: visualizer reconnected to vga\n\
+        1  vga           running     20         1       1\n\
+        caps 0: 5 handles\n     0  Endpoint        SEND|RECV\n";
+
+    const QUIET: Option<Duration> = Some(Duration::from_secs(3));
+
+    fn failed(out: &str, typed: usize, status: Option<i32>, screens: &Screens) -> Vec<String> {
+        judge(out, typed, status, screens, QUIET)
+            .into_iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name)
+            .collect()
+    }
+
     #[test]
     fn shell_judge_needs_every_answer_and_exit_0() {
-        let good = "[root] system ready: serial vga ps2 phase shell\ncommands:\n  caps <pid>       x\n  \
-                    reboot           restart the machine\ncommands:\n  \
-                    reboot           restart the machine\nunknown command `fsck` (try `help`)\n\
-                    line too long (at most 120 characters); discarded\n  3  phase         running\n\
-                    root: server `vga` faulted: PageFault address=0x0\n\
-                    root: restarting `vga` (1 of 3)\nvga: faulted as asked; root restarts it\n\
-                    vga: reconnected\n  1  vga           running     20         1       1\n\
-                    caps 0: 5 handles\n     0  Endpoint        SEND|RECV\n";
-        let screen = Some("HSYNC-OS shell: type `help`\nhsync>\n");
-        assert!(
-            judge(good, SESSION.len(), Some(0), screen)
-                .iter()
-                .all(|c| c.passed)
-        );
-        let failed = |out: &str, typed, status| {
-            judge(out, typed, status, screen)
-                .into_iter()
-                .filter(|c| !c.passed)
-                .map(|c| c.name)
-                .collect::<Vec<_>>()
-        };
+        let (good, screens) = (GOOD, good_screens());
+        let n = SESSION.len();
+        assert!(failed(good, n, Some(0), &screens).is_empty());
+        assert_eq!(failed(good, n, None, &screens), ["shell::poweroff_exits_0"]);
         assert_eq!(
-            failed(good, SESSION.len(), None),
+            failed(good, 2, Some(0), &screens),
             ["shell::poweroff_exits_0"]
         );
-        assert_eq!(failed(good, 2, Some(0)), ["shell::poweroff_exits_0"]);
         assert_eq!(
-            failed(&good.replace("commands:", ""), SESSION.len(), Some(0)),
+            failed(&good.replace("commands:", ""), n, Some(0), &screens),
             ["shell::help_on_serial", "shell::keys_reach_the_shell"]
         );
         assert_eq!(
-            failed(&good.replacen("commands:", "", 1), SESSION.len(), Some(0)),
+            failed(&good.replacen("commands:", "", 1), n, Some(0), &screens),
             ["shell::keys_reach_the_shell"]
         );
         let faulted = format!("{good}[root] server `phase` faulted: PageFault\n");
-        assert_eq!(
-            failed(&faulted, SESSION.len(), Some(0)),
-            ["shell::no_fault"]
-        );
+        assert_eq!(failed(&faulted, n, Some(0), &screens), ["shell::no_fault"]);
         assert_eq!(
             failed(
                 &good.replace("running     20         1", "running     20         0"),
-                SESSION.len(),
-                Some(0)
+                n,
+                Some(0),
+                &screens
             ),
             ["shell::answers_after_vga_crash"]
         );
-        assert!(
-            judge(good, SESSION.len(), Some(0), Some("nothing"))
-                .iter()
-                .any(|c| !c.passed && c.name == "shell::vga_shows_prompt")
+        let no_prompt = Screens {
+            prompt: vec![vec![b' '; 4000]],
+            ..good_screens()
+        };
+        assert_eq!(
+            failed(good, n, Some(0), &no_prompt),
+            ["shell::vga_shows_prompt"]
         );
         assert_eq!(glyph_rows(&[b'h', 7, b'i', 7, b' ', 7]), "hi\n");
+    }
+
+    #[test]
+    fn log_routes_are_told_apart_by_the_debug_log_prefix() {
+        let screens = good_screens();
+        let n = SESSION.len();
+        let debug_log = GOOD.replace("INFO  hsync_shell", "[shell] INFO  hsync_shell");
+        assert_eq!(
+            failed(&debug_log, n, Some(0), &screens),
+            ["shell::shell_logs_through_serial"]
+        );
+        let debug_log = GOOD.replacen("INFO  phase-telemetry", "[phase] INFO  phase-telemetry", 1);
+        assert_eq!(
+            failed(&debug_log, n, Some(0), &screens),
+            ["shell::telemetry_through_serial_server"]
+        );
+        // A serial-server line cut into by other output still counts by what precedes it.
+        let cut = GOOD.replace(
+            "INFO  phase-telemetry: tick=20",
+            "telem INFO  phase-telemetry: tick=20",
+        );
+        assert!(failed(&cut, n, Some(0), &screens).is_empty());
+    }
+
+    #[test]
+    fn telemetry_needs_rising_ticks_and_to_stop() {
+        let screens = good_screens();
+        let n = SESSION.len();
+        let one = GOOD.replacen(
+            "INFO  phase-telemetry: tick=10 phase=0x0 steps=0 words=0 sine=0 wave=false\n",
+            "",
+            1,
+        );
+        assert_eq!(
+            failed(&one, n, Some(0), &screens),
+            ["shell::telemetry_lines_on_serial"]
+        );
+        let falling = GOOD.replace("tick=20", "tick=5");
+        assert_eq!(
+            failed(&falling, n, Some(0), &screens),
+            ["shell::telemetry_lines_on_serial"]
+        );
+        let more = GOOD.replace(
+            "wave: visualizer on\n",
+            "INFO  phase-telemetry: tick=40\nwave: visualizer on\n",
+        );
+        assert_eq!(
+            failed(&more, n, Some(0), &screens),
+            ["shell::telemetry_stops"]
+        );
+        let short = judge(GOOD, n, Some(0), &screens, Some(Duration::from_millis(600)));
+        assert_eq!(
+            short
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+            ["shell::telemetry_stops"]
+        );
+    }
+
+    #[test]
+    fn wave_checks_want_wave_cells_drawn_after_the_restart() {
+        let n = SESSION.len();
+        let blank = vec![b' '; 4000];
+        // Shell text alone (a `*` in the shell's colours) is no waveform.
+        let mut text = wave_screen(0);
+        for c in text.chunks_mut(2).skip(WAVE_TOP * 80) {
+            c[1] = 0x07;
+        }
+        assert!(shows_wave(&wave_screen(3)) && !shows_wave(&text) && !shows_wave(&blank));
+        let no_wave = Screens {
+            wave: vec![text.clone()],
+            ..good_screens()
+        };
+        assert_eq!(
+            failed(GOOD, n, Some(0), &no_wave),
+            ["shell::wave_on_screen"]
+        );
+        // One frame left standing (nobody drawing) is not enough after the restart.
+        let frozen = Screens {
+            wave_again: vec![wave_screen(1), wave_screen(1)],
+            ..good_screens()
+        };
+        assert_eq!(
+            failed(GOOD, n, Some(0), &frozen),
+            ["shell::wave_back_after_vga_restart"]
+        );
+        let unlogged = GOOD.replace("phase: visualizer reconnected to vga", "");
+        assert_eq!(
+            failed(&unlogged, n, Some(0), &good_screens()),
+            ["shell::wave_back_after_vga_restart"]
+        );
     }
 }
