@@ -19,6 +19,7 @@
 
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use hsync_abi::{
     DeviceCache, Error, Handle, IO_PORTS, MAX_GSIS, ObjectKind, PAGE_SIZE, Rights, Sysnum,
@@ -75,6 +76,9 @@ struct PortSpan {
 #[derive(Debug, Default)]
 pub struct IoPerm {
     spans: Mutex<Option<Arc<[PortSpan]>>>,
+    /// Set once any range was added (ranges are never removed): lets [`switch_io`] skip both
+    /// locks when neither side has ports.
+    any: AtomicBool,
 }
 
 impl IoPerm {
@@ -102,6 +106,7 @@ impl IoPerm {
         v.extend_from_slice(old);
         v.push(span);
         *spans = Some(Arc::from(v));
+        self.any.store(true, Ordering::Release);
         Ok(())
     }
 }
@@ -119,6 +124,10 @@ static LOADED: Mutex<Loaded> = Mutex::new(Loaded {
     spans: None,
 });
 
+/// Whether the TSS bitmap allows any port now (`LOADED.spans.is_some()`), readable without the
+/// lock.
+static LOADED_ANY: AtomicBool = AtomicBool::new(false);
+
 fn install(l: &mut Loaded, pid: u64, spans: Option<Arc<[PortSpan]>>) {
     if let Some(old) = l.spans.take() {
         for s in old.iter() {
@@ -131,14 +140,26 @@ fn install(l: &mut Loaded, pid: u64, spans: Option<Arc<[PortSpan]>>) {
         }
     }
     l.pid = pid;
+    LOADED_ANY.store(spans.is_some(), Ordering::Relaxed);
     l.spans = spans;
 }
 
 /// Called by the scheduler just before it switches to `next`: make the TSS I/O bitmap allow
 /// exactly `next`'s process's ports. Cheap when nothing changes (same process, or neither the
 /// previous nor the next process has ports).
+#[inline(always)]
 pub fn switch_io(next: &crate::object::Thread) {
     let p = next.process.as_deref();
+    // Neither the loaded bitmap nor the next process allows a port: nothing to change. (The
+    // loaded pid may then go stale; that is harmless, because a process only gains ports by
+    // its own `ioport_enable`, which installs them at once.)
+    if LOADED_ANY.load(Ordering::Relaxed) || p.is_some_and(|p| p.io.any.load(Ordering::Acquire)) {
+        switch_io_slow(p);
+    }
+}
+
+#[inline(never)]
+fn switch_io_slow(p: Option<&Process>) {
     let pid = p.map_or(0, |p| p.id);
     let mut l = LOADED.lock();
     if l.pid == pid {
@@ -229,10 +250,8 @@ pub fn call(p: &Arc<Process>, nr: Sysnum, a: [u64; 6]) -> Result<[u64; 6], Error
                 first: r.first,
                 count: r.count,
             })?;
-            let mut l = LOADED.lock();
-            if l.pid == p.id {
-                install(&mut l, p.id, p.io.snapshot());
-            }
+            // The caller's process is the one running on this CPU: allow its ports now.
+            install(&mut LOADED.lock(), p.id, p.io.snapshot());
             Ok([0; 6])
         }
         Sysnum::IrqCreate => {

@@ -4,16 +4,20 @@
 //! state; words 4.. and handles are copied between the IPC buffers only when
 //! `MsgInfo::uses_buffer()` says so. The fast path — `ipc_call` to a waiting receiver and
 //! `ipc_reply_recv` back to a waiting caller — hands the CPU straight to the peer with
-//! [`sched::switch_to_blocked`], without a run-queue pass and without touching user memory.
+//! [`sched::fast_handoff`], without a run-queue pass and without touching user memory; a
+//! thread it parks leaves its kernel stack empty but for its syscall frame, and whoever hands
+//! it the result writes it there and leaves the kernel through that frame.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use hsync_kcore::cap::HandleTable;
+
 use hsync_abi::{Error, Handle, IpcBuffer, MsgInfo, REG_MSG_WORDS, Rights};
 
-use crate::arch::UserRegs;
-use crate::object::thread::{Block, Msg, SendMsg, State, Wake};
-use crate::object::{Endpoint, KObject, ReplyCap, Thread};
+use crate::arch::{self, SyscallExit, UserRegs};
+use crate::object::thread::{Block, Msg, Resume, SendMsg, State, ThreadInner, Wake};
+use crate::object::{Endpoint, KObject, Process, ReplyCap, Thread};
 use crate::sched;
 
 /// Result registers `rdi, rsi, rdx, r10, r8, r9`.
@@ -341,134 +345,267 @@ fn write_result(regs: &mut UserRegs, r: Result<Out, Error>) {
     [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = out;
 }
 
-/// The `ipc_call` fast path: a register-only message through an endpoint handle with `SEND`
-/// to a receiver already waiting. One handle lookup, the endpoint lock once, the receiver gets
-/// the message and the reply right (the caller's own reference, moved), and the CPU goes
-/// straight to it ([`sched::direct_switch`]). Returns `false`, having changed nothing, when
-/// any condition does not hold; the slow path then handles the call (and its errors).
-pub fn fast_call(regs: &mut UserRegs) -> bool {
-    let info = regs.rsi;
-    if info & FAST_INFO_MASK > REG_MSG_WORDS as u64 {
-        return false;
+/// Whether the calling thread may be parked at this system call: a register-only message,
+/// and a frame `sysretq` can leave through (see [`arch::make_sysret_ready`]).
+#[inline(always)]
+fn parkable(regs: &mut UserRegs) -> bool {
+    regs.rsi & FAST_INFO_MASK <= REG_MSG_WORDS as u64 && arch::make_sysret_ready(regs)
+}
+
+/// Hands `msg` to `peer` (its inner state locked in `pi`), which is being taken out of its wait
+/// structure: straight into its parked syscall frame when the fast path parked it (results as
+/// `result` makes them), else as its wake result. Returns whether the frame was written.
+#[inline(always)]
+fn deliver(
+    peer: &Thread,
+    pi: &mut ThreadInner,
+    msg: Msg,
+    result: fn(Wake) -> Result<Out, Error>,
+) -> bool {
+    match core::mem::take(&mut pi.resume) {
+        Resume::Kernel => {
+            pi.wake = Wake::Msg(msg);
+            false
+        }
+        _ => {
+            // SAFETY: a thread with `Resume::Call`/`Resume::Recv` was parked by the fast path
+            // at its system call: its kernel stack holds nothing but that syscall frame, which
+            // no one reads or writes while it waits, and we hold its lock while taking it out
+            // of its wait structure, so this is the only access.
+            let frame = unsafe { &mut *peer.parked_frame() };
+            write_result(frame, result(Wake::Msg(msg)));
+            true
+        }
     }
-    sched::with_current(|me| {
-        let Some(p) = me.process.as_ref() else {
-            return false;
-        };
-        let (rx, badge) = {
-            let table = p.handles.lock();
-            let Ok(e) = table.entry(Handle::from_raw(regs.rdi)) else {
-                return false;
-            };
-            let KObject::Endpoint(ep) = e.object() else {
-                return false;
-            };
-            if !e.rights().allows(Rights::SEND) {
-                return false;
-            }
-            let mut q = ep.queues.lock();
-            if q.recv_handles == 0 || q.receivers.is_empty() {
-                return false;
-            }
-            // A killed thread takes the slow path, which ends it.
-            let mut mi = me.inner.lock();
-            if mi.killed {
-                return false;
-            }
-            let Some(rx) = q.receivers.pop_front() else {
-                return false;
-            };
-            mi.state = State::Blocked(Block::Reply);
-            mi.wake = Wake::None;
-            (rx, e.badge())
-        };
-        let msg = Msg {
-            badge,
-            info,
-            w: [regs.rdx, regs.r10, regs.r8, regs.r9],
-        };
-        let w = sched::direct_switch(rx, |rx, me| {
-            let mut ri = rx.inner.lock();
-            let old_state = core::mem::replace(&mut ri.state, State::Running);
-            ri.wake = Wake::Msg(msg);
-            let old_pending = ri.pending.replace(ReplyCap::new(me));
-            (old_state, old_pending)
-        });
-        write_result(regs, call_result(w));
-        true
+}
+
+/// Blocks the running thread (`mi` is its locked state, which is `Running`) on `b`.
+#[inline(always)]
+fn leave_running(mi: &mut ThreadInner, b: Block) {
+    let old = core::mem::replace(&mut mi.state, State::Blocked(b));
+    debug_assert!(matches!(old, State::Running));
+    // `Running` owns nothing: skip the generic drop.
+    core::mem::forget(old);
+    mi.wake = Wake::None;
+}
+
+/// Where a thread parked by the fast path starts again when the general scheduler (not a fast
+/// path) resumes it — woken by a slow-path message, a kill, a dead peer: finishes the switch,
+/// turns its wake result into its syscall's result registers and leaves through its frame.
+pub extern "C" fn resume_parked(frame: *mut UserRegs, kind: u64) -> ! {
+    sched::finish_switch();
+    let w = sched::take_wake();
+    let r = if kind == Resume::Call as u64 {
+        call_result(w)
+    } else {
+        recv_result(w)
+    };
+    // SAFETY: `frame` is this thread's own syscall frame at the top of its kernel stack
+    // (`sched::switch` passes `parked_frame`), and this function runs right below it.
+    write_result(unsafe { &mut *frame }, r);
+    sched::syscall_exit();
+    // SAFETY: the running thread's own frame; nothing of this function is live after the jump.
+    unsafe { arch::exit_to_user(frame) }
+}
+
+/// The running thread's process, borrowed for the rest of a fast path while the fast path
+/// moves the thread's own reference (`me`) into a wait structure.
+///
+/// # Safety
+/// Only inside the closure of [`sched::fast_handoff`], whose `me` this is, and only for the
+/// duration of that closure. There `me` is the running thread: its reference, wherever the
+/// closure moves it (a reply right, an endpoint queue), can only be taken out by kernel code
+/// running on a CPU, and this CPU (the only one that runs the kernel today) is inside the
+/// closure with the CPU lock held and interrupts off. So the thread — and the `process` `Arc`
+/// it holds in an immutable field — outlives the closure.
+#[inline(always)]
+unsafe fn running_process<'a>(me: &Thread) -> Option<&'a Process> {
+    let p: *const Process = me.process.as_deref()?;
+    // SAFETY: per the contract, the process outlives the borrow.
+    Some(unsafe { &*p })
+}
+
+/// The endpoint `handle` names in `table` and the handle's badge, if the handle has `right`.
+#[inline(always)]
+fn endpoint_in(
+    table: &HandleTable<KObject>,
+    handle: Handle,
+    right: Rights,
+) -> Option<(&Arc<Endpoint>, u64)> {
+    let e = table.entry(handle).ok()?;
+    match e.object() {
+        KObject::Endpoint(ep) if e.rights().allows(right) => Some((ep, e.badge())),
+        _ => None,
+    }
+}
+
+/// The `ipc_call` fast path: a register-only message through an endpoint handle with `SEND` to
+/// a receiver already waiting whose priority is at least that of every ready thread. One
+/// handle lookup, the endpoint lock once, each thread's lock once; the receiver gets the
+/// message (written straight into its parked frame when the fast path parked it) and the reply
+/// right (this thread's own reference, moved); this thread is parked at its syscall
+/// (`Resume::Call`) and the CPU goes straight to the receiver ([`sched::fast_handoff`]).
+/// `None`, with nothing changed, when any condition does not hold: the general path then
+/// handles the call (and its errors).
+#[inline(always)]
+pub fn fast_call(regs: &mut UserRegs) -> Option<SyscallExit> {
+    if !parkable(regs) {
+        return None;
+    }
+    let msg_info = regs.rsi;
+    let words = [regs.rdx, regs.r10, regs.r8, regs.r9];
+    let handle = Handle::from_raw(regs.rdi);
+    sched::fast_handoff(
+        #[inline(always)]
+        |me, ready| call_handoff(me, ready, handle, msg_info, words),
+    )
+}
+
+/// `fast_call`'s decision, under the CPU lock (see [`sched::fast_handoff`]).
+#[inline(always)]
+fn call_handoff(
+    me: Arc<Thread>,
+    ready: Option<u8>,
+    handle: Handle,
+    msg_info: u64,
+    words: [u64; 4],
+) -> Result<sched::Handoff<Arc<Endpoint>>, Arc<Thread>> {
+    // SAFETY: called from `fast_handoff`'s closure, with its `me`.
+    let Some(p) = (unsafe { running_process(&me) }) else {
+        return Err(me);
+    };
+    let table = p.handles.lock();
+    let Some((ep, badge)) = endpoint_in(&table, handle, Rights::SEND) else {
+        return Err(me);
+    };
+    let mut q = ep.queues.lock();
+    if q.recv_handles == 0 {
+        return Err(me);
+    }
+    let Some(rx) = q.receivers.pop_front() else {
+        return Err(me);
+    };
+    let mut ri = rx.inner.lock();
+    let mut mi = me.inner.lock();
+    // The receiver may run now, has no unanswered caller (whose reply right a fast path
+    // must not drop) and is not being killed (a killed thread is never left blocked in a
+    // queue); this thread is not being killed either.
+    if ready.is_some_and(|r| r > rx.priority)
+        || ri.pending.is_some()
+        || !matches!(ri.state, State::Blocked(Block::Recv(_)))
+        || mi.killed
+    {
+        drop((mi, ri));
+        // Back where it was; popping it freed the slot, so this does not allocate.
+        q.receivers.push_front(rx);
+        return Err(me);
+    }
+    leave_running(&mut mi, Block::Reply);
+    mi.resume = Resume::Call;
+    drop(mi);
+    let State::Blocked(Block::Recv(old_ep)) = core::mem::replace(&mut ri.state, State::Running)
+    else {
+        unreachable!("checked under the same lock");
+    };
+    let msg = Msg {
+        badge,
+        info: msg_info,
+        w: words,
+    };
+    let via_frame = deliver(&rx, &mut ri, msg, recv_result);
+    // Checked empty above: nothing to drop.
+    core::mem::forget(ri.pending.replace(ReplyCap::new(me)));
+    drop(ri);
+    Ok(sched::Handoff {
+        next: rx,
+        via_frame,
+        // Its `Block` held an endpoint reference: dropped after the CPU lock.
+        leftover: old_ep,
     })
 }
 
-/// The `ipc_reply_recv` fast path: the pending caller is still waiting for the reply, the
-/// message is register-only, and no sender is queued on the endpoint (a handle with `RECV`).
-/// The reply goes into the caller's state, this thread joins the endpoint's receivers, and the
-/// CPU goes straight to the caller. Returns `false`, having changed nothing, otherwise.
-pub fn fast_reply_recv(regs: &mut UserRegs) -> bool {
-    let info = regs.rsi;
-    if info & FAST_INFO_MASK > REG_MSG_WORDS as u64 {
-        return false;
+/// The `ipc_reply_recv` fast path: the pending caller is still waiting for the reply with a
+/// priority at least that of every ready thread, the message is register-only, and no sender
+/// is queued on the endpoint (a handle with `RECV`). The reply goes into the caller (its parked
+/// frame, or its wake result), this thread joins the endpoint's receivers parked at its syscall
+/// (`Resume::Recv`), and the CPU goes straight to the caller. `None`, with nothing changed,
+/// otherwise.
+#[inline(always)]
+pub fn fast_reply_recv(regs: &mut UserRegs) -> Option<SyscallExit> {
+    if !parkable(regs) {
+        return None;
     }
-    sched::with_current(|me| {
-        let Some(p) = me.process.as_ref() else {
-            return false;
-        };
-        let ep = {
-            let table = p.handles.lock();
-            let Ok(e) = table.entry(Handle::from_raw(regs.rdi)) else {
-                return false;
-            };
-            let KObject::Endpoint(ep) = e.object() else {
-                return false;
-            };
-            if !e.rights().allows(Rights::RECV) {
-                return false;
-            }
-            ep.clone()
-        };
-        {
-            let mut q = ep.queues.lock();
-            if !q.senders.is_empty() || q.receivers.try_reserve(1).is_err() {
-                return false;
-            }
-        }
-        let cap = {
-            let mut mi = me.inner.lock();
-            if mi.killed {
-                return false;
-            }
-            let Some(cap) = mi.pending.take() else {
-                return false;
-            };
-            mi.wake = Wake::None;
-            cap
-        };
-        let msg = Msg {
-            badge: 0,
-            info,
-            w: [regs.rdx, regs.r10, regs.r8, regs.r9],
-        };
-        let waiting = cap.caller().is_some_and(|c| {
-            let mut ci = c.inner.lock();
-            if !matches!(ci.state, State::Blocked(Block::Reply)) {
-                return false;
-            }
-            ci.state = State::Running;
-            ci.wake = Wake::Msg(msg);
-            true
-        });
-        if !waiting {
-            // A caller killed meanwhile: the slow path skips it and receives.
-            me.inner.lock().pending = Some(cap);
-            return false;
-        }
-        let Some(caller) = cap.into_caller() else {
-            return false;
-        };
-        let w = sched::direct_switch(caller, |_, me_arc| {
-            ep.queues.lock().receivers.push_back(me_arc);
-            core::mem::replace(&mut me.inner.lock().state, State::Blocked(Block::Recv(ep)))
-        });
-        write_result(regs, recv_result(w));
-        true
+    let msg = Msg {
+        badge: 0,
+        info: regs.rsi,
+        w: [regs.rdx, regs.r10, regs.r8, regs.r9],
+    };
+    let handle = Handle::from_raw(regs.rdi);
+    sched::fast_handoff(
+        #[inline(always)]
+        |me, ready| reply_recv_handoff(me, ready, handle, msg),
+    )
+}
+
+/// `fast_reply_recv`'s decision, under the CPU lock (see [`sched::fast_handoff`]).
+#[inline(always)]
+fn reply_recv_handoff(
+    me: Arc<Thread>,
+    ready: Option<u8>,
+    handle: Handle,
+    msg: Msg,
+) -> Result<sched::Handoff<()>, Arc<Thread>> {
+    // SAFETY: called from `fast_handoff`'s closure, with its `me`.
+    let Some(p) = (unsafe { running_process(&me) }) else {
+        return Err(me);
+    };
+    let table = p.handles.lock();
+    let Some((ep, _)) = endpoint_in(&table, handle, Rights::RECV) else {
+        return Err(me);
+    };
+    let mut q = ep.queues.lock();
+    // No sender to take first, and room for this thread without allocating (the slow
+    // path grows the queue).
+    if !q.senders.is_empty() || q.receivers.len() == q.receivers.capacity() {
+        return Err(me);
+    }
+    let mut mi = me.inner.lock();
+    let Some((caller, via_frame)) = answer_caller(&mut mi, msg, ready) else {
+        drop(mi);
+        return Err(me);
+    };
+    leave_running(&mut mi, Block::Recv(ep.clone()));
+    mi.resume = Resume::Recv;
+    drop(mi);
+    q.receivers.push_back(me);
+    Ok(sched::Handoff {
+        next: caller,
+        via_frame,
+        leftover: (),
     })
+}
+
+/// `fast_reply_recv`'s middle: if the running thread's pending caller (`mi` is its locked
+/// state) is not being killed, still waits for the reply and may run now, hands it `msg` and
+/// takes it out of the reply right. `None`, with nothing changed, otherwise. The thread itself
+/// must not be killed either.
+#[inline(always)]
+fn answer_caller(mi: &mut ThreadInner, msg: Msg, ready: Option<u8>) -> Option<(Arc<Thread>, bool)> {
+    if mi.killed {
+        return None;
+    }
+    let caller = mi.pending.as_ref().and_then(ReplyCap::caller)?;
+    let via_frame = {
+        let mut ci = caller.inner.lock();
+        if !matches!(ci.state, State::Blocked(Block::Reply))
+            || ready.is_some_and(|r| r > caller.priority)
+        {
+            return None;
+        }
+        // `Blocked(Reply)` owns nothing: no drop to run.
+        core::mem::forget(core::mem::replace(&mut ci.state, State::Running));
+        deliver(caller, &mut ci, msg, call_result)
+    };
+    let caller = mi.pending.take().and_then(ReplyCap::into_caller)?;
+    Some((caller, via_frame))
 }

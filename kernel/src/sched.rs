@@ -26,7 +26,7 @@ use spin::Mutex;
 
 use crate::arch::{self, UserFault};
 use crate::object::Thread;
-use crate::object::thread::{Block, State, Wake};
+use crate::object::thread::{Block, Resume, State, Wake};
 
 /// Timer tick period.
 pub const TICK_NS: u64 = 2_000_000;
@@ -52,6 +52,31 @@ struct Cpu {
     ticks_left: u32,
     need_resched: bool,
     loaded_cr3: u64,
+    /// IPC fast-path handoffs ([`fast_handoff`] that switched).
+    fast_handoffs: u64,
+    /// Threads parked at their syscall that the general switch resumed.
+    parked_resumes: u64,
+}
+
+/// Scheduler event counters, summed over CPUs (`system_info` page `SYSINFO_COUNTERS`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counters {
+    /// IPC fast-path handoffs.
+    pub fast_handoffs: u64,
+    /// Threads parked by the fast path that the general switch resumed (woken by a slow-path
+    /// message, a kill or a dead peer).
+    pub parked_resumes: u64,
+}
+
+/// The scheduler's event counters.
+pub fn counters() -> Counters {
+    CPUS.iter().fold(Counters::default(), |acc, c| {
+        let c = c.lock();
+        Counters {
+            fast_handoffs: acc.fast_handoffs + c.fast_handoffs,
+            parked_resumes: acc.parked_resumes + c.parked_resumes,
+        }
+    })
 }
 
 impl Cpu {
@@ -65,6 +90,8 @@ impl Cpu {
             ticks_left: SLICE_TICKS,
             need_resched: false,
             loaded_cr3: 0,
+            fast_handoffs: 0,
+            parked_resumes: 0,
         }
     }
 
@@ -229,51 +256,72 @@ pub fn switch_to_blocked(block: Block, next: Arc<Thread>) -> Wake {
     take_wake()
 }
 
-/// The IPC fast path's switch (`crate::ipc::fast_call`, `crate::ipc::fast_reply_recv`): makes
-/// `next` the running thread, with no run-queue pass, no allocation and no reference count
-/// change. The caller has already blocked the current thread (its state says where it waits)
-/// and set `next`'s state and wake result, or does so in `park`.
+/// What an IPC fast path decided under the CPU lock (see [`fast_handoff`]).
+pub struct Handoff<D> {
+    /// The thread to run next: taken out of the wait structure it was in, its state already
+    /// `Running`.
+    pub next: Arc<Thread>,
+    /// Whether its results were written into its parked frame (it was parked with
+    /// `Resume::Call`/`Resume::Recv`); otherwise its wake result is set and it resumes from its
+    /// saved kernel context.
+    pub via_frame: bool,
+    /// Dropped after the CPU lock is released (an old `Block`, which holds an endpoint).
+    pub leftover: D,
+}
+
+/// The IPC fast path's switch (`crate::ipc::fast_call`, `crate::ipc::fast_reply_recv`).
 ///
-/// `park(next, outgoing)` runs under the CPU lock (lock order: CPU, then thread and endpoint
-/// locks) and moves the outgoing thread's reference to where its `Block` says it waits (a
-/// reply right, an endpoint queue). Whatever it returns is dropped after the CPU lock is
-/// released (an old reply right, an old `Block`), so such drops may wake threads. Returns
-/// what woke the current thread when it runs again.
-pub fn direct_switch<D>(next: Arc<Thread>, park: impl FnOnce(&Thread, Arc<Thread>) -> D) -> Wake {
-    let to = next.ctx_ptr();
-    let kstack = next.kstack_top();
-    let cr3 = next.cr3();
+/// Under the CPU lock, and only when no reschedule is pending, `f` gets the running thread's
+/// own reference (moved out of the CPU) and the highest ready priority. It either gives the
+/// reference back (`Err`: nothing changed, the general path takes the call) or parks it where
+/// the thread now waits (a reply right, an endpoint queue) and names the thread to run. The
+/// CPU then belongs to that thread — no run-queue pass, no allocation, no reference count
+/// change, the slice goes on — and the caller must leave the kernel the way the result says,
+/// abandoning the current kernel stack (which must hold nothing live: the running thread was
+/// parked at its system call, `Resume::Call`/`Resume::Recv`, and resumes through its frame).
+///
+/// Lock order: CPU, then handle table, endpoint, threads (as everywhere).
+#[inline(always)]
+pub fn fast_handoff<D>(
+    f: impl FnOnce(Arc<Thread>, Option<u8>) -> Result<Handoff<D>, Arc<Thread>>,
+) -> Option<arch::SyscallExit> {
+    let mut cpu = this_cpu().lock();
+    if cpu.need_resched {
+        return None;
+    }
+    let ready = cpu.run.highest();
+    let me = cpu.current.take()?;
+    let h = match f(me, ready) {
+        Ok(h) => h,
+        Err(me) => {
+            cpu.current = Some(me);
+            return None;
+        }
+    };
+    let next = h.next;
     crate::hw::switch_io(&next);
     arch::fpu_switch_to(Arc::as_ptr(&next) as usize);
-    let mut cpu = this_cpu().lock();
     publish_current(&next);
-    let Some(cur) = cpu.current.replace(next) else {
-        panic!("sched::direct_switch before sched::init");
+    let kstack = next.kstack_top();
+    let cr3 = next.cr3();
+    let exit = if h.via_frame {
+        arch::SyscallExit::Frame(next.parked_frame())
+    } else {
+        arch::SyscallExit::Context(next.saved_rsp())
     };
-    let from = cur.ctx_ptr();
-    cpu.ticks_left = SLICE_TICKS;
-    cpu.need_resched = false;
+    // `current` was taken above: no old value to drop.
+    core::mem::forget(cpu.current.replace(next));
+    cpu.fast_handoffs += 1;
     let load = cpu.loaded_cr3 != cr3;
     cpu.loaded_cr3 = cr3;
-    let parked = match cpu.current.as_deref() {
-        Some(next) => park(next, cur),
-        None => unreachable!("current was just set"),
-    };
     drop(cpu);
-    drop(parked);
-    if kstack != 0 {
-        arch::set_kernel_stack(kstack);
-    }
+    drop(h.leftover);
+    arch::set_kernel_stack(kstack);
     if load {
         // SAFETY: as in `switch`: every process PML4 maps the kernel half.
-        unsafe { arch::load_address_space(cr3) };
+        unsafe { arch::switch_address_space(cr3) };
     }
-    // SAFETY: as in `switch`. The outgoing thread stays alive while switched out: `park` moved
-    // its reference into a wait structure (a reply right or an endpoint queue), which only a
-    // wake-up (that runs it again) or a kill (that makes it ready) takes it out of.
-    unsafe { arch::switch_context(from, to) };
-    finish_switch();
-    take_wake()
+    Some(exit)
 }
 
 /// Puts a thread that was taken out of a wait structure (its wake result set) on the run queue.
@@ -297,7 +345,8 @@ fn set_blocked(block: Block) -> bool {
     })
 }
 
-fn take_wake() -> Wake {
+/// Takes the running thread's wake result (what ended its last block).
+pub fn take_wake() -> Wake {
     with_current(|c| core::mem::take(&mut c.inner.lock().wake))
 }
 
@@ -471,8 +520,16 @@ fn switch(requeue: bool, direct: Option<Arc<Thread>>) {
         next.inner.lock().state = State::Running;
         return;
     }
-    next.inner.lock().state = State::Running;
+    let resume = {
+        let mut inner = next.inner.lock();
+        inner.state = State::Running;
+        core::mem::take(&mut inner.resume)
+    };
+    let frame = next.parked_frame();
     let to = next.ctx_ptr();
+    if resume != Resume::Kernel {
+        cpu.parked_resumes += 1;
+    }
     let kstack = next.kstack_top();
     let cr3 = next.cr3();
     cpu.ticks_left = SLICE_TICKS;
@@ -497,10 +554,19 @@ fn switch(requeue: bool, direct: Option<Arc<Thread>>) {
         // root maps it by definition.
         unsafe { arch::load_address_space(cr3) };
     }
-    // SAFETY: interrupts are off in the kernel; both contexts belong to threads kept alive by
-    // `cpu.current` / `cpu.prev` until `finish_switch` runs on the other side; `to` was made by
-    // `init_context` or saved by a previous switch, on a mapped kernel stack.
-    unsafe { arch::switch_context(from, to) };
+    match resume {
+        // SAFETY: interrupts are off in the kernel; both contexts belong to threads kept alive
+        // by `cpu.current` / `cpu.prev` until `finish_switch` runs on the other side; `to` was
+        // made by `init_context` or saved by a previous switch, on a mapped kernel stack.
+        Resume::Kernel => unsafe { arch::switch_context(from, to) },
+        // SAFETY: as above for `from`; `next` was parked at its system call by the IPC fast
+        // path, so its kernel stack holds only its syscall frame (`frame`), and its address
+        // space and kernel stack were just made current. `resume_parked` finishes the switch,
+        // writes its result and leaves through the frame.
+        kind => unsafe {
+            arch::switch_to_frame(from, frame, crate::ipc::resume_parked, kind as u64)
+        },
+    }
     finish_switch();
 }
 

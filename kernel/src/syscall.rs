@@ -17,7 +17,7 @@ use hsync_abi::{
     MsgInfo, ObjectKind, PAGE_SIZE, PRIORITY_LEVELS, PROCESS_NAME_MAX, Rights, Sysnum, startup,
 };
 
-use crate::arch::{self, UserRegs};
+use crate::arch::{self, SyscallExit, UserRegs};
 use crate::ipc::{self, Out};
 use crate::object::process::{self, Process};
 use crate::object::thread::{Block, Msg, Wake};
@@ -30,22 +30,27 @@ enum Next {
     Exit,
 }
 
+/// The system calls with a fast path: the syscall entry tries [`fast`] for these first.
+pub const FAST_SYSCALLS: [u64; 2] = [Sysnum::IpcCall as u64, Sysnum::IpcReplyRecv as u64];
+
+/// The IPC fast paths (docs/ipc.md): a straight-line handoff to a waiting peer, which leaves
+/// the kernel in the peer's place, or `None` with nothing changed, and [`handle`] takes the
+/// call.
+#[inline(always)]
+pub fn fast(regs: &mut UserRegs) -> Option<SyscallExit> {
+    if regs.rax == Sysnum::IpcCall as u64 {
+        ipc::fast_call(regs)
+    } else {
+        ipc::fast_reply_recv(regs)
+    }
+}
+
 /// Handles one syscall of the current thread: `regs` holds the user registers (number in rax,
 /// args in rdi, rsi, rdx, r10, r8, r9); on return they hold the results (status in rax).
 /// May block (switching to another thread) before returning; never returns for the exit
-/// calls or when the thread was killed meanwhile.
-pub fn handle(regs: &mut UserRegs) {
-    // The IPC fast paths (docs/ipc.md): straight-line handoff to a waiting peer, or `false`
-    // with nothing changed and the general path below takes the call.
-    let fast = match regs.rax {
-        n if n == Sysnum::IpcCall as u64 => ipc::fast_call(regs),
-        n if n == Sysnum::IpcReplyRecv as u64 => ipc::fast_reply_recv(regs),
-        _ => false,
-    };
-    if fast {
-        sched::syscall_exit();
-        return;
-    }
+/// calls or when the thread was killed meanwhile. (The IPC fast paths are [`fast`]; this is
+/// everything they did not take, and always returns [`SyscallExit::Return`].)
+pub fn handle(regs: &mut UserRegs) -> SyscallExit {
     let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
     let next = match Sysnum::try_from(regs.rax) {
         // The two cheapest calls skip the context lookup.
@@ -72,6 +77,7 @@ pub fn handle(regs: &mut UserRegs) {
     // or user, reaches user space.
     [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = out;
     sched::syscall_exit();
+    SyscallExit::Return
 }
 
 /// The calling thread and its process.
@@ -352,17 +358,31 @@ fn call(cx: &Ctx, nr: Sysnum, a: [u64; 6]) -> Result<Out, Error> {
             sched::sleep_until(a[0])?;
             Ok([0; 6])
         }
-        Sysnum::SystemInfo => {
-            let s = crate::mm::pmm::stats();
-            Ok([
-                s.free,
-                s.used(),
-                s.total,
-                crate::object::live(ObjectKind::Process),
-                crate::object::live(ObjectKind::Thread),
-                crate::object::live_total(),
-            ])
-        }
+        Sysnum::SystemInfo => match a[0] {
+            hsync_abi::SYSINFO_MEMORY => {
+                let s = crate::mm::pmm::stats();
+                Ok([
+                    s.free,
+                    s.used(),
+                    s.total,
+                    crate::object::live(ObjectKind::Process),
+                    crate::object::live(ObjectKind::Thread),
+                    crate::object::live_total(),
+                ])
+            }
+            hsync_abi::SYSINFO_COUNTERS => {
+                let c = sched::counters();
+                Ok([
+                    arch::fpu_traps(),
+                    c.fast_handoffs,
+                    c.parked_resumes,
+                    0,
+                    0,
+                    0,
+                ])
+            }
+            _ => Err(Error::InvalidArgument),
+        },
         Sysnum::Null => Ok([0; 6]),
         Sysnum::ClockRead => ok(arch::uptime_ns()),
         Sysnum::ProcessExit | Sysnum::ThreadExit => Err(Error::InvalidState),

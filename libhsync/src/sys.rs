@@ -19,11 +19,22 @@ impl RawReturn {
     /// The status as a `Result`, the results on success. A code this library does not know
     /// (a kernel of another ABI version) is reported as [`Error::InvalidSyscall`]'s neighbour
     /// [`Error::InvalidArgument`]; it cannot happen with a matching kernel.
+    #[inline(always)]
     pub fn result(self) -> Result<[u64; 6], Error> {
-        match Error::check_status(self.status) {
-            Ok(Ok(())) => Ok(self.out),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(Error::InvalidArgument),
+        // Success is one compare inline; decoding an error code stays out of line.
+        if self.status == hsync_abi::regs::STATUS_OK {
+            Ok(self.out)
+        } else {
+            Err(Self::error(self.status))
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn error(status: u64) -> Error {
+        match Error::check_status(status) {
+            Ok(Err(e)) => e,
+            Ok(Ok(())) | Err(_) => Error::InvalidArgument,
         }
     }
 }

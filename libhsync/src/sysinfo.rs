@@ -53,7 +53,10 @@ pub struct SystemInfo {
 
 /// The PMM counters and live kernel-object counts.
 pub fn system_info() -> Result<SystemInfo, Error> {
-    let o = sys::pure(Sysnum::SystemInfo, [0; 6])?;
+    let o = sys::pure(
+        Sysnum::SystemInfo,
+        [hsync_abi::SYSINFO_MEMORY, 0, 0, 0, 0, 0],
+    )?;
     Ok(SystemInfo {
         free_frames: o[0],
         used_frames: o[1],
@@ -61,6 +64,40 @@ pub fn system_info() -> Result<SystemInfo, Error> {
         processes: o[3],
         threads: o[4],
         objects: o[5],
+    })
+}
+
+/// Kernel event counters since boot (`system_info` page `SYSINFO_COUNTERS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelCounters {
+    /// #NM traps: a thread's first FPU/SSE instruction, or one after another thread used the
+    /// FPU (the lazy FPU). Code that never touches FPU/SSE never adds to it.
+    pub fpu_traps: u64,
+    /// IPC fast-path handoffs: `ipc_call` / `ipc_reply_recv` that went straight to the peer.
+    pub fast_handoffs: u64,
+    /// Threads the fast path had parked at their syscall that the general scheduler resumed
+    /// (woken by a message that needed the slow path, a kill, or a dead peer).
+    pub parked_resumes: u64,
+}
+
+/// The kernel's event counters.
+///
+/// ```no_run
+/// let before = libhsync::sysinfo::kernel_counters()?;
+/// // ... IPC ...
+/// let after = libhsync::sysinfo::kernel_counters()?;
+/// assert_eq!(after.fpu_traps, before.fpu_traps);
+/// # Ok::<(), libhsync::Error>(())
+/// ```
+pub fn kernel_counters() -> Result<KernelCounters, Error> {
+    let o = sys::pure(
+        Sysnum::SystemInfo,
+        [hsync_abi::SYSINFO_COUNTERS, 0, 0, 0, 0, 0],
+    )?;
+    Ok(KernelCounters {
+        fpu_traps: o[0],
+        fast_handoffs: o[1],
+        parked_resumes: o[2],
     })
 }
 

@@ -49,6 +49,12 @@ pub use map::{
 };
 pub use sysnum::Sysnum;
 
+/// `system_info` page: memory and object counts.
+pub const SYSINFO_MEMORY: u64 = 0;
+/// `system_info` page: kernel event counters (lazy-FPU traps, IPC fast-path handoffs, parked
+/// threads resumed by the general scheduler).
+pub const SYSINFO_COUNTERS: u64 = 1;
+
 /// Version of this ABI. Bumped on every incompatible change (a renumbered call, a moved field, a
 /// changed register). Additions that old binaries cannot observe (a new call number, a new
 /// error code) bump it too while the system is young: every binary is rebuilt with the kernel.

@@ -95,8 +95,11 @@ code_enum! {
         ClockRead = 32 => "clock_read",
         /// `null()`: does nothing and succeeds; the baseline of the syscall benchmark.
         Null = 33 => "null",
-        /// `system_info() -> (free, used, total, processes, threads, objects)`: PMM frame counters
-        /// and live kernel-object counts, for tests (leak checks), `mem` and `ps`.
+        /// `system_info(page)`: page [`SYSINFO_MEMORY`](crate::SYSINFO_MEMORY) (0) →
+        /// `(free, used, total, processes, threads, objects)`, PMM frame counters and live
+        /// kernel-object counts, for tests (leak checks), `mem` and `ps`; page
+        /// [`SYSINFO_COUNTERS`](crate::SYSINFO_COUNTERS) (1) → `(fpu_traps, fast_handoffs,
+        /// parked_resumes, 0, 0, 0)`, kernel event counters since boot.
         SystemInfo = 34 => "system_info",
 
         /// `ioport_create(authority, first, count) -> range`: an IoPortRange over ports

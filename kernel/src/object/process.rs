@@ -83,6 +83,7 @@ impl Process {
     }
 
     /// Root of its page tables, or the kernel's once it has ended.
+    #[inline]
     pub fn cr3(&self) -> u64 {
         match self.cr3.load(Ordering::Relaxed) {
             0 => crate::mm::vmm::root(),

@@ -95,6 +95,20 @@ pub enum Wake {
     Err(Error),
 }
 
+/// How a blocked thread starts again (see `docs/ipc.md`, the fast path).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Resume {
+    /// From its saved kernel context (it blocked somewhere inside the kernel).
+    #[default]
+    Kernel,
+    /// Parked by the IPC fast path at its `ipc_call`: nothing of it is on its kernel stack but
+    /// its syscall frame; it resumes by leaving through that frame with the call's result.
+    Call,
+    /// Parked likewise at its `ipc_reply_recv`, waiting to receive.
+    Recv,
+}
+
 /// A thread's mutable state, behind its lock.
 #[derive(Debug, Default)]
 pub struct ThreadInner {
@@ -114,6 +128,8 @@ pub struct ThreadInner {
     pub killed: bool,
     /// The body of a kernel thread, taken when it starts.
     pub body: Option<KernelBody>,
+    /// How it resumes while blocked (`Kernel` whenever it is not blocked).
+    pub resume: Resume,
 }
 
 /// The body of a kernel thread.
@@ -220,8 +236,26 @@ impl Thread {
     }
 
     /// Top of its kernel stack (0 for the boot thread, which never enters user mode).
+    #[inline]
     pub fn kstack_top(&self) -> u64 {
         self.stack.as_ref().map_or(0, |s| s.stack().top)
+    }
+
+    /// Its syscall frame (the saved user registers at the top of its kernel stack), the one a
+    /// thread with [`Resume::Call`] or [`Resume::Recv`] leaves through. Null for the boot
+    /// thread, which has no kernel stack of its own.
+    #[inline]
+    pub fn parked_frame(&self) -> *mut UserRegs {
+        match self.kstack_top() {
+            0 => core::ptr::null_mut(),
+            top => crate::arch::parked_frame(top),
+        }
+    }
+
+    /// Its saved kernel stack pointer (meaningful while it is not running).
+    #[inline]
+    pub fn saved_rsp(&self) -> u64 {
+        self.ctx.load(Ordering::Relaxed)
     }
 
     /// Whether it has ended.
@@ -230,6 +264,7 @@ impl Thread {
     }
 
     /// Its address-space root (the kernel's for kernel threads or a torn-down process).
+    #[inline]
     pub fn cr3(&self) -> u64 {
         self.process
             .as_ref()

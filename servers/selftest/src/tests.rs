@@ -65,6 +65,7 @@ macro_rules! ok {
     };
 }
 
+mod fastpath;
 mod fpu;
 pub mod hw;
 mod peer_death;
@@ -172,6 +173,7 @@ pub fn run(elf: &[u8], args: StartArgs) -> i32 {
         .chain(hw::TESTS)
         .chain(power::TESTS)
         .chain(fpu::TESTS)
+        .chain(fastpath::TESTS)
     {
         r.run(&mut ctx, name, f);
     }
@@ -802,7 +804,7 @@ fn yield_and_sleep(_: &mut Ctx) -> TestResult {
 }
 
 /// An echo server child and a SEND-only handle to it.
-fn echo_server(ctx: &Ctx) -> Result<(process::Child, Endpoint), String> {
+pub(crate) fn echo_server(ctx: &Ctx) -> Result<(process::Child, Endpoint), String> {
     let ep = ok!(Endpoint::create());
     let child = ok!(roles::spawn(
         &ctx.image,
@@ -816,7 +818,7 @@ fn echo_server(ctx: &Ctx) -> Result<(process::Child, Endpoint), String> {
     Ok((child, client))
 }
 
-fn stop(child: process::Child) -> TestResult {
+pub(crate) fn stop(child: process::Child) -> TestResult {
     ok!(child.process.kill());
     ok!(child.process.wait(DEADLINE_NEVER));
     Ok(())

@@ -64,6 +64,11 @@ static TS_SET: AtomicBool = AtomicBool::new(false);
 /// #NM exceptions from ring 3 handled lazily (for the tests: IPC-only code never takes one).
 pub static NM_TRAPS: AtomicU64 = AtomicU64::new(0);
 
+/// #NM traps taken since boot (the lazy FPU's first-use and owner-change faults).
+pub fn traps() -> u64 {
+    NM_TRAPS.load(Ordering::Relaxed)
+}
+
 /// True when lazy FPU switching is on.
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
@@ -122,7 +127,7 @@ pub fn init_cpu() -> bool {
 
 /// Context switch hook: `next` (`Arc::as_ptr` of the next thread) runs with TS clear only if
 /// it owns the FPU.
-#[inline]
+#[inline(always)]
 pub fn switch_to(next: usize) {
     let want = next != OWNER.load(Ordering::Relaxed);
     if want != TS_SET.load(Ordering::Relaxed) && ENABLED.load(Ordering::Relaxed) {

@@ -38,6 +38,7 @@ pub use self::backtrace::{current_rbp, walk as walk_frames};
 pub use self::cpu::cpu_id;
 pub use self::fpu::{
     FxArea, claim as fpu_claim, release as fpu_release, switch_to as fpu_switch_to,
+    traps as fpu_traps,
 };
 pub use self::ioapic::{
     init as init_irq_routing, mask as mask_irq, resolve as resolve_irq, route as route_irq,
@@ -53,8 +54,9 @@ pub use self::serial::{lock as console, lock_for_panic as panic_console};
 pub use self::time::uptime_ns;
 pub use self::trap::take_panic_frame;
 pub use self::user::{
-    KernelContext, UserFault, UserRegs, forget_address_space, init_context, load_address_space,
-    return_to_user, set_kernel_stack, switch_context, timer_start,
+    KernelContext, SyscallExit, UserFault, UserRegs, exit_to_user, forget_address_space,
+    init_context, load_address_space, make_sysret_ready, parked_frame, return_to_user,
+    set_kernel_stack, switch_address_space, switch_context, switch_to_frame, timer_start,
 };
 #[allow(unused_imports, reason = "facade API: see above")]
 pub use self::user::{is_canonical, user_access};

@@ -268,9 +268,22 @@ hsync_syscall_entry:
     // The stack top is 16-aligned and UserRegs is 144 bytes: aligned for the call.
     xor ebp, ebp
     mov rdi, rsp
+    // The IPC fast paths first: rax = the frame to leave through, or 0 (nothing changed).
+    cmp rax, {fast_a}
+    je 3f
+    cmp rax, {fast_b}
+    je 3f
+4:
     call {dispatch}
-    test al, al
-    jnz 2f
+    // rax = the UserRegs frame to leave through (this thread's, or an IPC peer's parked at the
+    // top of its own kernel stack), bit 0 set when it needs iretq.
+    .globl hsync_exit_to_user
+hsync_exit_to_user:
+    btr rax, 0
+    jc 5f
+    // rax = a frame to leave with sysretq (the fast path's results jump straight here).
+6:
+    mov rsp, rax
     pop rax
     pop rbx
     pop rcx
@@ -291,9 +304,16 @@ hsync_syscall_entry:
     mov rsp, [rsp]
     swapgs
     sysretq
-2:
-    mov rdi, rsp
+5:
+    mov rdi, rax
+    mov rsp, rax
     jmp hsync_iret_to_user
+3:
+    call {fast}
+    test rax, rax
+    jnz 6b
+    mov rdi, rsp
+    jmp 4b
     .size hsync_syscall_entry, . - hsync_syscall_entry
 
 // rdi -> a sanitized UserRegs (canonical rip, sanitized rflags). Loads it and irets to ring 3.
@@ -324,19 +344,18 @@ hsync_iret_to_user:
     iretq
     .size hsync_iret_to_user, . - hsync_iret_to_user
 
-// rdi = from: *mut KernelContext, rsi = to: *const KernelContext. Saves the callee-saved
-// registers on the current stack, parks rsp in `from`, adopts `to`'s stack and pops its set.
-    .globl hsync_switch_context
-    .type hsync_switch_context, @function
-hsync_switch_context:
+// A saved kernel context, from the stack pointer up: r15, r14, r13, r12, rbx, rbp, the return
+// address. `save_callee_saved` pushes it (below a return address already pushed by a call).
+.macro save_callee_saved
     push rbp
     push rbx
     push r12
     push r13
     push r14
     push r15
-    mov [rdi], rsp
-    mov rsp, [rsi]
+.endm
+// ... and `restore_callee_saved` pops it and returns into it.
+.macro restore_callee_saved
     pop r15
     pop r14
     pop r13
@@ -344,7 +363,43 @@ hsync_switch_context:
     pop rbx
     pop rbp
     ret
+.endm
+
+// rdi = from: *mut KernelContext, rsi = to: *const KernelContext. Saves the callee-saved
+// registers on the current stack, parks rsp in `from`, adopts `to`'s stack and pops its set.
+    .globl hsync_switch_context
+    .type hsync_switch_context, @function
+hsync_switch_context:
+    save_callee_saved
+    mov [rdi], rsp
+    mov rsp, [rsi]
+    restore_callee_saved
     .size hsync_switch_context, . - hsync_switch_context
+
+// rdi = from: *mut KernelContext, rsi = a parked thread's UserRegs frame (the top of its kernel
+// stack), rdx = entry, rcx = arg. Saves like hsync_switch_context, then runs entry(frame, arg)
+// on the stack right below the frame. entry never returns.
+    .globl hsync_switch_to_frame
+    .type hsync_switch_to_frame, @function
+hsync_switch_to_frame:
+    save_callee_saved
+    mov [rdi], rsp
+    mov rsp, rsi
+    xor ebp, ebp
+    mov rdi, rsi
+    mov rsi, rcx
+    call rdx
+    ud2
+    .size hsync_switch_to_frame, . - hsync_switch_to_frame
+
+// rdi = a saved kernel stack pointer: resumes that context one way (the current stack is
+// abandoned; nothing on it is live).
+    .globl hsync_load_context
+    .type hsync_load_context, @function
+hsync_load_context:
+    mov rsp, rdi
+    restore_callee_saved
+    .size hsync_load_context, . - hsync_load_context
 
 // First code of a fresh context: r12 = arg, r13 = entry; rbp = 0 ends backtraces. The slot
 // above holds a 0 "return address", so entry starts with rsp = 8 (mod 16) like any callee.
@@ -360,23 +415,138 @@ hsync_context_start:
     user_ss = const gdt::USER_SS,
     user_cs = const gdt::USER_CS,
     dispatch = sym syscall_dispatch,
+    fast = sym syscall_fast,
+    fast_a = const crate::syscall::FAST_SYSCALLS[0],
+    fast_b = const crate::syscall::FAST_SYSCALLS[1],
 );
 
 unsafe extern "C" {
     fn hsync_syscall_entry();
+    fn hsync_exit_to_user();
     fn hsync_iret_to_user();
     fn hsync_switch_context(from: *mut KernelContext, to: *const KernelContext);
+    fn hsync_switch_to_frame(
+        from: *mut KernelContext,
+        frame: *mut UserRegs,
+        entry: FrameEntry,
+        arg: u64,
+    );
+    fn hsync_load_context(rsp: u64) -> !;
     fn hsync_context_start();
 }
 
-/// The Rust side of the syscall entry: runs the handler (or a test hook), then decides how to
-/// return. Returns true when the stub must use `iretq`.
-extern "C" fn syscall_dispatch(regs: &mut UserRegs) -> bool {
+/// How a system call leaves the kernel (what `crate::syscall::handle` returns).
+#[derive(Clone, Copy, Debug)]
+pub enum SyscallExit {
+    /// Back to the calling thread, through its own (updated) `UserRegs`.
+    Return,
+    /// An IPC fast path handed the CPU to a thread parked at its system call (see
+    /// [`parked_frame`]): leave through that thread's frame with `sysretq`. The frame must be
+    /// [`sysret_ready`] and hold its results; the calling thread's kernel stack is abandoned,
+    /// so nothing on it may still be live.
+    Frame(*mut UserRegs),
+    /// An IPC fast path handed the CPU to a thread blocked inside the kernel: resume its saved
+    /// kernel stack pointer one way (same rule for the abandoned stack).
+    Context(u64),
+}
+
+/// Where a thread that was parked at its system call starts again when a general context
+/// switch picks it: `entry(frame, arg)` runs on its kernel stack right below the frame.
+pub type FrameEntry = extern "C" fn(*mut UserRegs, u64) -> !;
+
+/// The syscall entry's fast path (for the numbers in `crate::syscall::FAST_SYSCALLS`): the
+/// frame to leave through (bit 0 clear: `sysretq`), or 0 when the fast path did not take the
+/// call and changed nothing (the stub then runs [`syscall_dispatch`]).
+///
+/// The test hooks ([`set_test_hooks`]) are not consulted: they serve ring-3 code run by kernel
+/// threads, which have no process, and the fast paths never take a call of such a thread.
+extern "C" fn syscall_fast(regs: &mut UserRegs) -> u64 {
+    match crate::syscall::fast(regs) {
+        Some(SyscallExit::Frame(frame)) => frame as u64,
+        // SAFETY: as in `syscall_dispatch`.
+        Some(SyscallExit::Context(rsp)) => unsafe { hsync_load_context(rsp) },
+        Some(SyscallExit::Return) | None => 0,
+    }
+}
+
+/// The Rust side of the syscall entry: runs the handler (or a test hook), then says where to
+/// leave: a `UserRegs` frame address, bit 0 set when the stub must use `iretq`.
+extern "C" fn syscall_dispatch(regs: &mut UserRegs) -> u64 {
     match cpu_local().syscall_hook() {
         Some(hook) => hook(regs),
-        None => crate::syscall::handle(regs),
+        None => match crate::syscall::handle(regs) {
+            SyscallExit::Return => {}
+            SyscallExit::Frame(frame) => return frame as u64,
+            // SAFETY: the IPC fast path hands over a context saved by `switch_context` of a
+            // thread it just made current (address space, kernel stack and FPU state
+            // switched), and nothing on this stack is live: `handle` has returned.
+            SyscallExit::Context(rsp) => unsafe { hsync_load_context(rsp) },
+        },
     }
-    prepare_return(regs)
+    let iret = prepare_return(regs);
+    core::ptr::from_mut(regs) as u64 | u64::from(iret)
+}
+
+/// The `UserRegs` frame of a user thread whose kernel stack top is `kstack_top`: where the
+/// syscall entry saved its registers (the stack top is 16-aligned, the frame 144 bytes).
+pub fn parked_frame(kstack_top: u64) -> *mut UserRegs {
+    (kstack_top - size_of::<UserRegs>() as u64) as *mut UserRegs
+}
+
+/// Prepares a fresh syscall frame (`rcx == rip`, `r11 == rflags`, as the entry saved them) so
+/// that `sysretq` can leave through it later with only the result registers changed: rflags
+/// sanitized (and `r11`, which a syscall clobbers, set to match). Returns false, having changed
+/// nothing, when rip is not canonical (that return needs the general path's #GP). The IPC fast
+/// path parks only such threads, so whoever resumes them can `sysretq` without a check.
+#[inline(always)]
+pub fn make_sysret_ready(regs: &mut UserRegs) -> bool {
+    debug_assert!(regs.rcx == regs.rip && regs.r11 == regs.rflags);
+    if !is_canonical(regs.rip) {
+        return false;
+    }
+    regs.rflags = sanitize_rflags(regs.rflags);
+    regs.r11 = regs.rflags;
+    true
+}
+
+/// Leaves the kernel through `frame` (a syscall frame at the top of the current thread's
+/// kernel stack): sanitizes it like every syscall return, then `sysretq` or `iretq`.
+///
+/// # Safety
+/// `frame` must be the running thread's own syscall frame, below which the caller's stack
+/// lives (it is abandoned); the thread's address space and kernel stack are current.
+pub unsafe fn exit_to_user(frame: *mut UserRegs) -> ! {
+    // SAFETY: the caller passes the running thread's frame, which nothing else references.
+    let regs = unsafe { &mut *frame };
+    let iret = prepare_return(regs);
+    let word = frame as u64 | u64::from(iret);
+    // SAFETY: the exit stub pops the frame and leaves ring 0 (GS swapped back there); the
+    // stack below the frame is given up, per the contract.
+    unsafe {
+        asm!(
+            "jmp {exit}",
+            exit = sym hsync_exit_to_user,
+            in("rax") word,
+            options(noreturn),
+        )
+    }
+}
+
+/// Saves the current kernel context into `from` and starts `entry(frame, arg)` on the stack
+/// right below `frame`: how a general switch resumes a thread parked at its system call.
+///
+/// # Safety
+/// As [`switch_context`]; `frame` is the parked thread's [`parked_frame`], whose stack below
+/// the frame holds nothing live, and whose address space and kernel stack are current.
+pub unsafe fn switch_to_frame(
+    from: *mut KernelContext,
+    frame: *mut UserRegs,
+    entry: FrameEntry,
+    arg: u64,
+) {
+    // SAFETY: forwarded contract; the routine saves every callee-saved register into `from`
+    // like `switch_context`, and `entry` never returns.
+    unsafe { hsync_switch_to_frame(from, frame, entry, arg) }
 }
 
 /// Makes `regs` safe to return to ring 3 and says whether `iretq` is needed (true) or the frame
@@ -510,11 +680,24 @@ const CR3_NOFLUSH: u64 = 1 << 63;
 ///
 /// # Safety
 /// `cr3` must be a PML4 that maps the kernel's upper half.
+#[inline]
 pub unsafe fn load_address_space(cr3: u64) {
     let cr3 = cr3 & CR3_ADDR;
     if read_cr3() & CR3_ADDR == cr3 {
         return;
     }
+    // SAFETY: forwarded contract.
+    unsafe { switch_address_space(cr3) }
+}
+
+/// Like [`load_address_space`] for a caller that knows `cr3` is not the loaded root (the
+/// scheduler tracks it): skips reading CR3 back.
+///
+/// # Safety
+/// As [`load_address_space`].
+#[inline(always)]
+pub unsafe fn switch_address_space(cr3: u64) {
+    let cr3 = cr3 & CR3_ADDR;
     let value = if pcid_enabled() {
         let (pcid, keep) = cpu_local().pcid_for(cr3);
         cr3 | pcid | if keep { CR3_NOFLUSH } else { 0 }
