@@ -12,11 +12,13 @@
 //! (label [`LOG_CHUNK_LABEL`], words `info, a, b, c`): up to [`CHUNK_BYTES`] bytes per call, little
 //! endian in `a, b, c`, `info = len | CHUNK_END` on the line's last chunk. Register-only means
 //! the backend never touches the calling thread's IPC buffer, so logging is safe from any thread
-//! and between any two IPC operations. `servers/serial-api` defines the same operation and its
+//! and between any two IPC operations. One thread of a process sends a line at a time; a record
+//! logged while another thread of the same process is mid-line goes to the debug log instead
+//! (whole, never interleaved, never waiting). `servers/serial-api` defines the same operation and its
 //! tests check both definitions agree.
 
 use core::mem::ManuallyDrop;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::handle::Endpoint;
 use crate::ipc::Msg;
@@ -95,13 +97,35 @@ pub fn unpack_chunk(info: u64, a: u64, b: u64, c: u64) -> Option<([u8; CHUNK_BYT
     Some((buf, len, info & CHUNK_END != 0))
 }
 
-/// Writes `line` through the sink; `false` when there is none or it failed (the caller then
-/// uses the debug log). A failure drops the sink.
+/// Held while a thread of this process sends a line: the server assembles chunks per badge,
+/// so two threads' chunks must not interleave.
+static SENDING: AtomicBool = AtomicBool::new(false);
+
+/// Releases [`SENDING`] when dropped.
+struct Sending;
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        SENDING.store(false, Ordering::Release);
+    }
+}
+
+/// Writes `line` through the sink; `false` when there is none, another thread of this process
+/// is sending a line right now (never wait: the waiter could outrank the sender), or it
+/// failed — the caller then uses the debug log, which writes whole lines. A failure drops the
+/// sink.
 pub(crate) fn write_line(line: &[u8]) -> bool {
     let raw = SINK.load(Ordering::Acquire);
     if raw == 0 {
         return false;
     }
+    if SENDING
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
+    }
+    let _sending = Sending;
     // Borrowed, not owned: the static keeps the handle.
     let ep = ManuallyDrop::new(Endpoint::from_raw(hsync_abi::Handle::from_raw(raw)));
     let ok = for_each_chunk(line, |words| {

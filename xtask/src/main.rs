@@ -128,6 +128,10 @@ pub struct RunArgs {
     /// With --iso: boot through UEFI firmware (OVMF, `sudo apt-get install ovmf`).
     #[arg(long, requires = "iso")]
     pub uefi: bool,
+    /// Stop QEMU when the guest resets (the shell's `reboot`, a triple fault) instead of
+    /// booting it again like a real machine.
+    #[arg(long)]
+    pub no_reboot: bool,
     /// Arguments passed to QEMU verbatim.
     #[arg(last = true)]
     pub qemu_args: Vec<String>,

@@ -417,7 +417,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         memory_mib: args.memory,
         headless: args.headless,
         gdb: args.gdb,
-        reboot: false,
+        reboot: !args.no_reboot,
         extra: args.qemu_args.clone(),
     };
     if args.accel == Accel::Kvm && !Path::new("/dev/kvm").exists() {
