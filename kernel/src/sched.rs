@@ -605,6 +605,7 @@ pub extern "C" fn kernel_thread_entry(_arg: u64) -> ! {
 pub fn on_timer_tick() {
     TICKS.fetch_add(1, Ordering::Relaxed);
     let now = arch::uptime_ns();
+    crate::object::notification::fire_timers(now);
     loop {
         let due = {
             let Some(mut cpu) = this_cpu().try_lock() else {

@@ -280,6 +280,18 @@ fn call(cx: &Ctx, nr: Sysnum, a: [u64; 6]) -> Result<Out, Error> {
             n.signal(a[1]);
             Ok([0; 6])
         }
+        Sysnum::NotificationTimer => {
+            let KObject::Notification(n) =
+                cx.get(a[0], ObjectKind::Notification, Rights::SIGNAL)?
+            else {
+                return Err(Error::WrongKind);
+            };
+            if a[1] == 0 && a[2] != hsync_abi::DEADLINE_NEVER {
+                return Err(Error::InvalidArgument);
+            }
+            n.set_timer(a[1], a[2])?;
+            Ok([0; 6])
+        }
         Sysnum::NotificationWait | Sysnum::NotificationPoll => {
             let KObject::Notification(n) = cx.get(a[0], ObjectKind::Notification, Rights::WAIT)?
             else {

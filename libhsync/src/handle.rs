@@ -251,4 +251,36 @@ impl Notification {
     pub fn poll(&self) -> Result<u64, Error> {
         sys::pure(Sysnum::NotificationPoll, [self.raw().raw(), 0, 0, 0, 0, 0]).map(|o| o[0])
     }
+
+    /// Arms this notification's one-shot timer: when the clock ([`crate::clock`]) reaches
+    /// `deadline`, the kernel signals `bits` (non-zero) on it. Replaces an armed timer. The
+    /// kernel checks timers on its 2 ms tick, so it fires up to a tick late, never early.
+    ///
+    /// ```no_run
+    /// # use libhsync::Notification;
+    /// const KEY: u64 = 1;
+    /// const TIMEOUT: u64 = 2;
+    /// let n = Notification::create()?;
+    /// // ... hand a SIGNAL copy of `n` to a driver that signals KEY ...
+    /// n.signal_at(TIMEOUT, libhsync::clock() + 500_000_000)?;
+    /// let bits = n.wait()?; // KEY, or TIMEOUT after half a second
+    /// # let _ = bits;
+    /// # Ok::<(), libhsync::Error>(())
+    /// ```
+    pub fn signal_at(&self, bits: u64, deadline: u64) -> Result<(), Error> {
+        sys::pure(
+            Sysnum::NotificationTimer,
+            [self.raw().raw(), bits, deadline, 0, 0, 0],
+        )
+        .map(|_| ())
+    }
+
+    /// Disarms the timer [`Notification::signal_at`] armed (nothing if none is armed).
+    pub fn cancel_timer(&self) -> Result<(), Error> {
+        sys::pure(
+            Sysnum::NotificationTimer,
+            [self.raw().raw(), 0, hsync_abi::DEADLINE_NEVER, 0, 0, 0],
+        )
+        .map(|_| ())
+    }
 }

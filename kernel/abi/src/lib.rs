@@ -58,7 +58,7 @@ pub const SYSINFO_COUNTERS: u64 = 1;
 /// Version of this ABI. Bumped on every incompatible change (a renumbered call, a moved field, a
 /// changed register). Additions that old binaries cannot observe (a new call number, a new
 /// error code) bump it too while the system is young: every binary is rebuilt with the kernel.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 #[cfg(test)]
 mod tests;

@@ -131,6 +131,10 @@ code_enum! {
         /// [`FramebufferInfo`](crate::FramebufferInfo) record, written to a user buffer;
         /// `NotFound` when the loader gave none.
         FramebufferInfo = 43 => "framebuffer_info",
+        /// `notification_timer(n, bits, deadline)`: arm the notification's one-shot timer — at
+        /// `deadline` (the `clock_read` clock) the kernel signals `bits` on it; a new call
+        /// replaces the armed timer, [`DEADLINE_NEVER`](crate::DEADLINE_NEVER) disarms it.
+        NotificationTimer = 44 => "notification_timer",
     }
 }
 

@@ -136,6 +136,7 @@ pub fn run(elf: &[u8], args: StartArgs) -> i32 {
         ("handle_ops", handle_ops),
         ("handle_misuse", handle_misuse),
         ("notifications", notifications),
+        ("notification_timers", notification_timers),
         ("frames_and_mappings", frames_and_mappings),
         ("frame_misuse", frame_misuse),
         ("process_create_misuse", process_create_misuse),
@@ -390,6 +391,60 @@ fn notifications(_: &mut Ctx) -> TestResult {
     let wrong: Notification = ep.retype_unchecked();
     expect_err!(wrong.wait(), Error::WrongKind);
     expect_err!(wrong.poll(), Error::WrongKind);
+    Ok(())
+}
+
+fn notification_timers(_: &mut Ctx) -> TestResult {
+    const MS: u64 = 1_000_000;
+    let n = ok!(Notification::create());
+    // Fires at its deadline, never before.
+    let t0 = libhsync::clock();
+    ok!(n.signal_at(0b100, t0 + 20 * MS));
+    ensure!(ok!(n.wait()) == 0b100, "timer bits");
+    let t1 = libhsync::clock();
+    ensure!(
+        t1 >= t0 + 20 * MS && t1 < t0 + 2_000 * MS,
+        "fired after {} ns for a 20 ms timer",
+        t1 - t0
+    );
+    // A new call replaces the armed timer.
+    let now = libhsync::clock();
+    ok!(n.signal_at(1, now + 10_000 * MS));
+    ok!(n.signal_at(2, now + 10 * MS));
+    ensure!(ok!(n.wait()) == 2, "the replacing timer");
+    ok!(libhsync::sleep_until(libhsync::clock() + 30 * MS));
+    expect_err!(n.poll(), Error::WouldBlock);
+    // Disarmed: nothing arrives.
+    ok!(n.signal_at(4, libhsync::clock() + 10 * MS));
+    ok!(n.cancel_timer());
+    ok!(libhsync::sleep_until(libhsync::clock() + 30 * MS));
+    expect_err!(n.poll(), Error::WouldBlock);
+    // A deadline in the past fires at the next tick.
+    ok!(n.signal_at(8, 0));
+    ensure!(ok!(n.wait()) == 8, "past deadline");
+    // Misuse.
+    expect_err!(
+        n.signal_at(0, libhsync::clock() + MS),
+        Error::InvalidArgument
+    );
+    let wait_only = ok!(n.duplicate(Rights::WAIT));
+    expect_err!(wait_only.signal_at(1, 0), Error::MissingRights);
+    let ep = ok!(Endpoint::create());
+    let wrong: Notification = ep.retype_unchecked();
+    expect_err!(wrong.signal_at(1, 0), Error::WrongKind);
+    // A timer never keeps its notification alive, and dies with it.
+    let before = ok!(libhsync::system_info());
+    let doomed = ok!(Notification::create());
+    ok!(doomed.signal_at(1, libhsync::clock() + 10 * MS));
+    drop(doomed);
+    ok!(libhsync::sleep_until(libhsync::clock() + 30 * MS));
+    let after = ok!(libhsync::system_info());
+    ensure!(
+        after.objects == before.objects,
+        "objects {} -> {}",
+        before.objects,
+        after.objects
+    );
     Ok(())
 }
 
