@@ -700,57 +700,19 @@ fn parse_libtest(stdout: &str) -> Vec<Case> {
 
 /// Judges a ktest run: each test by its own verdict, plus the suite's completion and exit.
 pub fn judge_ktest(suite: &str, run: &Captured) -> Vec<Case> {
-    let mut cases: Vec<Case> = Vec::new();
-    let mut open: Vec<String> = Vec::new();
-    let mut done: Option<(usize, usize)> = None;
-    for line in run.output.lines() {
-        let Some(rest) = line.find("[ktest] ").map(|i| &line[i + 8..]) else {
-            continue;
+    let (mut cases, done) = parse_tagged(suite, &run.output, "[ktest] ");
+    let complete = stream_complete("[ktest] ", &cases, done, run).and_then(|()| {
+        let expected = if cases.iter().all(|c| c.passed) {
+            Outcome::Success
+        } else {
+            Outcome::Failure
         };
-        if let Some(name) = rest.strip_prefix("start ") {
-            open.push(name.trim().to_owned());
-        } else if let Some(name) = rest.strip_prefix("pass ") {
-            open.retain(|n| n != name.trim());
-            cases.push(Case::new(format!("{suite}::{}", name.trim()), true, ""));
-        } else if let Some(msg) = rest.strip_prefix("fail ") {
-            let (name, why) = msg.split_once(": ").unwrap_or((msg, ""));
-            open.retain(|n| n != name.trim());
-            cases.push(Case::new(format!("{suite}::{}", name.trim()), false, why));
-        } else if let Some(counts) = rest.strip_prefix("done ") {
-            done = parse_done(counts);
+        if run.outcome == expected {
+            Ok(())
+        } else {
+            Err(format!("exit {:?}, expected {expected:?}", run.outcome))
         }
-    }
-    for name in open {
-        cases.push(Case::new(
-            format!("{suite}::{name}"),
-            false,
-            "started but never finished",
-        ));
-    }
-    let failed = cases.iter().filter(|c| !c.passed).count();
-    let complete = match done {
-        None => Err(format!(
-            "no `[ktest] done` line (outcome {:?})",
-            run.outcome
-        )),
-        Some(counts) if counts != (cases.len() - failed, failed) => Err(format!(
-            "kernel counted {counts:?}, serial showed {} results",
-            cases.len()
-        )),
-        Some(_) if cases.is_empty() => Err("the kernel ran no tests".into()),
-        Some(_) => {
-            let expected = if failed == 0 {
-                Outcome::Success
-            } else {
-                Outcome::Failure
-            };
-            if run.outcome == expected {
-                Ok(())
-            } else {
-                Err(format!("exit {:?}, expected {expected:?}", run.outcome))
-            }
-        }
-    };
+    });
     let detail = complete.as_ref().err().cloned().unwrap_or_default();
     cases.push(Case::new(
         format!("{suite}::<suite completed>"),

@@ -26,8 +26,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::shell::{HELP_END, Input, MONITOR_WAIT, Step, ps_rows, send_keys};
-use super::vga::Monitor;
+use super::shell::{HELP_END, Input, Step, drive, ps_rows, report};
 use super::{Case, check};
 use crate::Result;
 use crate::artifacts::{self, Artifacts};
@@ -97,93 +96,6 @@ const SESSION: &[Step] = &[
 /// How many [`SESSION`] steps there are up to and including `reboot`.
 const STEPS_TO_REBOOT: usize = 6;
 
-/// What a driven session left.
-pub(crate) struct Session {
-    /// Serial output, symbolized, with xtask's own notes.
-    pub output: String,
-    /// Steps whose input was sent.
-    pub typed: usize,
-    /// QEMU's exit status when it ended by itself; `None` when it was stopped at the timeout.
-    pub status: Option<i32>,
-    /// Wall time of the boot.
-    pub elapsed: Duration,
-}
-
-/// Boots `boot` on `machine` (which must carry a monitor on `sock` when a step types keys)
-/// and plays `steps` against the serial output until QEMU ends or `timeout` passes.
-pub(crate) fn drive(
-    machine: &Machine,
-    boot: &qemu::Boot,
-    sock: &Path,
-    steps: &[Step],
-    timeout: Duration,
-    symbolizer: &Symbolizer,
-) -> Result<Session> {
-    let mut cmd = qemu::command(machine, boot)?;
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let start = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
-    let mut stdin = child.stdin.take().ok_or("no QEMU stdin")?;
-    let stdout = child.stdout.take().ok_or("no QEMU stdout")?;
-    let (rx, reader) = qemu::line_reader(stdout);
-
-    let deadline = start + timeout;
-    let mut output = String::new();
-    let mut typed = 0;
-    let mut ended = false;
-    let mut monitor: Option<Monitor> = None;
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        let line = match rx.recv_timeout(left.min(Duration::from_millis(200))) {
-            Ok(line) => symbolizer.annotate(&line),
-            Err(mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                ended = true;
-                break;
-            }
-        };
-        output.push_str(&line);
-        output.push('\n');
-        let Some(step) = steps.get(typed).filter(|s| line.contains(s.after)) else {
-            continue;
-        };
-        typed += 1;
-        let sent = match step.input {
-            Input::Serial(bytes) => stdin
-                .write_all(bytes)
-                .and_then(|()| stdin.flush())
-                .map_err(|e| format!("writing QEMU stdin: {e}")),
-            Input::Keys(keys) => {
-                if monitor.is_none() {
-                    monitor = Monitor::connect(sock, deadline.min(Instant::now() + MONITOR_WAIT));
-                }
-                send_keys(monitor.as_mut(), keys)
-            }
-        };
-        if let Err(e) = sent {
-            output.push_str(&format!("xtask: {e}\n"));
-            break;
-        }
-    }
-    let status = if ended {
-        child.wait().ok().and_then(|s| s.code())
-    } else {
-        let _ = child.kill();
-        let _ = child.wait();
-        None
-    };
-    drop(rx);
-    let _ = reader.join();
-    drop(monitor);
-    Ok(Session {
-        output,
-        typed,
-        status,
-        elapsed: start.elapsed(),
-    })
-}
-
 /// Runs the lifecycle suite: one boot (two, counting the reset).
 pub fn run(system: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
     crate::tools::step(&format!("QEMU suite `{SUITE}`"));
@@ -194,23 +106,19 @@ pub fn run(system: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
         ..qemu::with_monitor(&sock)
     };
     let boot = qemu::system_boot(system, "");
-    let s = drive(&machine, &boot, &sock, SESSION, TIMEOUT, symbolizer)?;
+    let s = drive(
+        &machine,
+        &boot,
+        &sock,
+        SESSION,
+        TIMEOUT,
+        symbolizer,
+        |_, _| {},
+    )?;
     let _ = std::fs::remove_file(&sock);
     let results = judge(&s.output, s.typed, s.status);
     report(SUITE, &results, &s.output, s.elapsed, s.status);
     Ok(results)
-}
-
-fn report(suite: &str, results: &[Case], output: &str, elapsed: Duration, status: Option<i32>) {
-    let failed = results.iter().filter(|c| !c.passed).count();
-    eprintln!(
-        "    {} tests, {failed} failed, {:.1} s, exit {status:?}",
-        results.len(),
-        elapsed.as_secs_f64()
-    );
-    if failed > 0 {
-        eprintln!("---- output of suite `{suite}` ----\n{output}----");
-    }
 }
 
 /// The lifecycle verdicts: `typed` steps were reached, QEMU ended with `status`.

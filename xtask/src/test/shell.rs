@@ -31,7 +31,7 @@ use super::vga::Monitor;
 use super::{Case, check};
 use crate::Result;
 use crate::artifacts::{self, Artifacts};
-use crate::qemu;
+use crate::qemu::{self, Machine};
 use crate::symbolize::Symbolizer;
 
 /// The suite's name (`--filter shell`).
@@ -71,6 +71,18 @@ struct Scene {
     step: Step,
     look: Look,
     pause: Duration,
+}
+
+impl AsRef<Step> for Scene {
+    fn as_ref(&self) -> &Step {
+        &self.step
+    }
+}
+
+impl AsRef<Step> for Step {
+    fn as_ref(&self) -> &Step {
+        self
+    }
 }
 
 impl Scene {
@@ -163,78 +175,48 @@ pub fn run(system: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
     let dump = artifacts::out_dir().join("shell-screen.bin");
     let _ = std::fs::remove_file(&sock);
     let machine = qemu::with_monitor(&sock);
-    let mut cmd = qemu::command(&machine, &boot)?;
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let start = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
-    let mut stdin = child.stdin.take().ok_or("no QEMU stdin")?;
-    let stdout = child.stdout.take().ok_or("no QEMU stdout")?;
-    let (rx, reader) = qemu::line_reader(stdout);
-
-    let deadline = start + TIMEOUT;
-    let mut output = String::new();
-    let mut next = 0;
-    let mut ended = false;
-    let mut monitor: Option<Monitor> = None;
     let mut screens = Screens::default();
     let mut off_at = None;
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        let line = match rx.recv_timeout(left.min(Duration::from_millis(200))) {
-            Ok(line) => symbolizer.annotate(&line),
-            Err(mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                ended = true;
-                break;
-            }
-        };
-        output.push_str(&line);
-        output.push('\n');
-        if off_at.is_none() && line.contains(TELEMETRY_OFF) {
-            off_at = Some(Instant::now());
-        }
-        if let Some(scene) = SESSION.get(next)
-            && line.contains(scene.step.after)
-        {
-            next += 1;
-            if scene.look != Look::None && monitor.is_none() {
-                monitor = Monitor::connect(&sock, deadline.min(Instant::now() + MONITOR_WAIT));
-            }
-            if let Some(m) = monitor.as_mut() {
-                let dumps = look(m, &dump, scene.look);
-                match scene.look {
-                    Look::None => {}
-                    Look::Prompt => screens.prompt = dumps,
-                    Look::Wave => screens.wave = dumps,
-                    Look::WaveMoving => screens.wave_again = dumps,
+    let session = drive(
+        &machine,
+        &boot,
+        &sock,
+        SESSION,
+        TIMEOUT,
+        symbolizer,
+        |event, monitor| match event {
+            Event::Line(line) => {
+                if off_at.is_none() && line.contains(TELEMETRY_OFF) {
+                    off_at = Some(Instant::now());
                 }
             }
-            std::thread::sleep(scene.pause);
-            let sent = match scene.step.input {
-                Input::Serial(bytes) => type_serial(&mut stdin, bytes),
-                Input::Keys(keys) => send_keys(monitor.as_mut(), keys),
-            };
-            if let Err(e) = sent {
-                output.push_str(&format!("xtask: {e}\n"));
-                break;
+            Event::Step(i) => {
+                let Some(scene) = SESSION.get(i) else { return };
+                if scene.look != Look::None && monitor.is_none() {
+                    *monitor = Monitor::connect(&sock, Instant::now() + MONITOR_WAIT);
+                }
+                if let Some(m) = monitor.as_mut() {
+                    let dumps = look(m, &dump, scene.look);
+                    match scene.look {
+                        Look::None => {}
+                        Look::Prompt => screens.prompt = dumps,
+                        Look::Wave => screens.wave = dumps,
+                        Look::WaveMoving => screens.wave_again = dumps,
+                    }
+                }
+                std::thread::sleep(scene.pause);
             }
-        }
-    }
+        },
+    )?;
     // How long the session went on after `telemetry: off` (until QEMU ended or was stopped).
-    let quiet = off_at.map(|t| t.elapsed());
-    // QEMU ends by itself on `poweroff`; anything else is stopped here.
-    let status = if ended {
-        child.wait().ok().and_then(|s| s.code())
-    } else {
-        let _ = child.kill();
-        let _ = child.wait();
-        None
-    };
-    drop(rx);
-    let _ = reader.join();
-
-    drop(monitor);
+    let quiet = off_at.map(|t| session.ended_at.saturating_duration_since(t));
+    let Session {
+        mut output,
+        typed: next,
+        status,
+        elapsed,
+        ..
+    } = session;
     let _ = std::fs::remove_file(&sock);
     for (what, dumps) in [
         ("after boot", &screens.prompt),
@@ -250,16 +232,132 @@ pub fn run(system: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
         }
     }
     let results = judge(&output, next, status, &screens, quiet);
+    report(SUITE, &results, &output, elapsed, status);
+    Ok(results)
+}
+
+/// What a driven session left.
+pub(crate) struct Session {
+    /// Serial output, symbolized, with xtask's own notes.
+    pub output: String,
+    /// Steps whose input was sent.
+    pub typed: usize,
+    /// QEMU's exit status when it ended by itself; `None` when it was stopped at the timeout.
+    pub status: Option<i32>,
+    /// Wall time of the boot.
+    pub elapsed: Duration,
+    /// When the session stopped reading (QEMU ended, or the timeout).
+    pub ended_at: Instant,
+}
+
+/// What [`drive`] shows its hook.
+pub(crate) enum Event<'a> {
+    /// A serial line (symbolized).
+    Line(&'a str),
+    /// Step `i` was reached; its input goes next.
+    Step(usize),
+}
+
+/// Boots `boot` on `machine` (which must carry a monitor on `sock` when a step types keys or
+/// a hook uses the monitor) and plays `steps` against the serial output until QEMU ends or
+/// `timeout` passes. `hook` sees every serial line ([`Event::Line`]), and each step when it is
+/// reached, just before its input is sent ([`Event::Step`]: to look at the screen, or wait).
+pub(crate) fn drive<S: AsRef<Step>>(
+    machine: &Machine,
+    boot: &qemu::Boot,
+    sock: &Path,
+    steps: &[S],
+    timeout: Duration,
+    symbolizer: &Symbolizer,
+    mut hook: impl FnMut(Event<'_>, &mut Option<Monitor>),
+) -> Result<Session> {
+    let mut cmd = qemu::command(machine, boot)?;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
+    let mut stdin = child.stdin.take().ok_or("no QEMU stdin")?;
+    let stdout = child.stdout.take().ok_or("no QEMU stdout")?;
+    let (rx, reader) = qemu::line_reader(stdout);
+
+    let deadline = start + timeout;
+    let mut output = String::new();
+    let mut typed = 0;
+    let mut ended = false;
+    let mut monitor: Option<Monitor> = None;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let line = match rx.recv_timeout(left.min(Duration::from_millis(200))) {
+            Ok(line) => symbolizer.annotate(&line),
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                ended = true;
+                break;
+            }
+        };
+        output.push_str(&line);
+        output.push('\n');
+        hook(Event::Line(&line), &mut monitor);
+        let Some(step) = steps
+            .get(typed)
+            .map(AsRef::as_ref)
+            .filter(|s| line.contains(s.after))
+        else {
+            continue;
+        };
+        hook(Event::Step(typed), &mut monitor);
+        typed += 1;
+        let sent = match step.input {
+            Input::Serial(bytes) => type_serial(&mut stdin, bytes),
+            Input::Keys(keys) => {
+                if monitor.is_none() {
+                    monitor = Monitor::connect(sock, deadline.min(Instant::now() + MONITOR_WAIT));
+                }
+                send_keys(monitor.as_mut(), keys)
+            }
+        };
+        if let Err(e) = sent {
+            output.push_str(&format!("xtask: {e}\n"));
+            break;
+        }
+    }
+    let ended_at = Instant::now();
+    let status = if ended {
+        child.wait().ok().and_then(|s| s.code())
+    } else {
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    };
+    drop(rx);
+    let _ = reader.join();
+    drop(monitor);
+    Ok(Session {
+        output,
+        typed,
+        status,
+        elapsed: start.elapsed(),
+        ended_at,
+    })
+}
+
+/// Prints a QEMU suite's result line, and its output when a case failed.
+pub(crate) fn report(
+    suite: &str,
+    results: &[Case],
+    output: &str,
+    elapsed: Duration,
+    status: Option<i32>,
+) {
     let failed = results.iter().filter(|c| !c.passed).count();
     eprintln!(
         "    {} tests, {failed} failed, {:.1} s, exit {status:?}",
         results.len(),
-        start.elapsed().as_secs_f64()
+        elapsed.as_secs_f64()
     );
     if failed > 0 {
-        eprintln!("---- output of suite `{SUITE}` ----\n{output}----");
+        eprintln!("---- output of suite `{suite}` ----\n{output}----");
     }
-    Ok(results)
 }
 
 /// The text-buffer dumps each look took (raw 80x25 cells: glyph, attribute).
