@@ -11,14 +11,14 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use hsync_kcore::cap::HandleTable;
-
 use hsync_abi::{Error, Handle, IpcBuffer, MsgInfo, REG_MSG_WORDS, Rights};
+use hsync_kcore::cap::HandleTable;
 
 use crate::arch::{self, SyscallExit, UserRegs};
 use crate::object::thread::{Block, Msg, Resume, SendMsg, State, ThreadInner, Wake};
 use crate::object::{Endpoint, KObject, Process, ReplyCap, Thread};
 use crate::sched;
+use crate::syscall::write_result;
 
 /// Result registers `rdi, rsi, rdx, r10, r8, r9`.
 pub type Out = [u64; 6];
@@ -330,21 +330,6 @@ pub fn reply_recv(
 /// [`REG_MSG_WORDS`] words, no handles, reserved bits clear — i.e. the low 16 bits ≤ 4.
 const FAST_INFO_MASK: u64 = 0xffff;
 
-/// Writes a blocking IPC call's result into the caller's saved registers.
-fn write_result(regs: &mut UserRegs, r: Result<Out, Error>) {
-    let out = match r {
-        Ok(out) => {
-            regs.rax = 0;
-            out
-        }
-        Err(e) => {
-            regs.rax = e as u64;
-            [0; 6]
-        }
-    };
-    [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = out;
-}
-
 /// Whether the calling thread may be parked at this system call: a register-only message,
 /// and a frame `sysretq` can leave through (see [`arch::make_sysret_ready`]).
 #[inline(always)]
@@ -412,8 +397,8 @@ pub extern "C" fn resume_parked(frame: *mut UserRegs, kind: u64) -> ! {
 /// moves the thread's own reference (`me`) into a wait structure.
 ///
 /// # Safety
-/// Only inside the closure of [`sched::fast_handoff`], whose `me` this is, and only for the
-/// duration of that closure. There `me` is the running thread: its reference, wherever the
+/// Only inside the closure of [`sched::fast_handoff`] (or what it calls), whose `me` this is,
+/// and only for the duration of that closure. There `me` is the running thread: its reference, wherever the
 /// closure moves it (a reply right, an endpoint queue), can only be taken out by kernel code
 /// running on a CPU, and this CPU (the only one that runs the kernel today) is inside the
 /// closure with the CPU lock held and interrupts off. So the thread — and the `process` `Arc`
@@ -425,18 +410,22 @@ unsafe fn running_process<'a>(me: &Thread) -> Option<&'a Process> {
     Some(unsafe { &*p })
 }
 
-/// The endpoint `handle` names in `table` and the handle's badge, if the handle has `right`.
+/// The endpoint `handle` names in `table` and the handle's badge (one lookup: the IPC hot
+/// path). Errors: the handle's, `WrongKind`, `MissingRights` without `rights`.
 #[inline(always)]
-fn endpoint_in(
+pub fn endpoint_in(
     table: &HandleTable<KObject>,
     handle: Handle,
-    right: Rights,
-) -> Option<(&Arc<Endpoint>, u64)> {
-    let e = table.entry(handle).ok()?;
-    match e.object() {
-        KObject::Endpoint(ep) if e.rights().allows(right) => Some((ep, e.badge())),
-        _ => None,
+    rights: Rights,
+) -> Result<(&Arc<Endpoint>, u64), Error> {
+    let e = table.entry(handle)?;
+    let KObject::Endpoint(ep) = e.object() else {
+        return Err(Error::WrongKind);
+    };
+    if !e.rights().allows(rights) {
+        return Err(Error::MissingRights);
     }
+    Ok((ep, e.badge()))
 }
 
 /// The `ipc_call` fast path: a register-only message through an endpoint handle with `SEND` to
@@ -475,7 +464,7 @@ fn call_handoff(
         return Err(me);
     };
     let table = p.handles.lock();
-    let Some((ep, badge)) = endpoint_in(&table, handle, Rights::SEND) else {
+    let Ok((ep, badge)) = endpoint_in(&table, handle, Rights::SEND) else {
         return Err(me);
     };
     let mut q = ep.queues.lock();
@@ -560,7 +549,7 @@ fn reply_recv_handoff(
         return Err(me);
     };
     let table = p.handles.lock();
-    let Some((ep, _)) = endpoint_in(&table, handle, Rights::RECV) else {
+    let Ok((ep, _)) = endpoint_in(&table, handle, Rights::RECV) else {
         return Err(me);
     };
     let mut q = ep.queues.lock();

@@ -63,7 +63,16 @@ pub fn handle(regs: &mut UserRegs) -> SyscallExit {
         Next::Return(r) => r,
         Next::Exit => sched::exit_current(),
     };
-    let out = match result {
+    write_result(regs, result);
+    sched::syscall_exit();
+    SyscallExit::Return
+}
+
+/// Writes a system call's result into the caller's saved registers: the status in `rax`, the
+/// six result registers (all 0 on an error — docs/syscalls.md: no stale value, kernel or
+/// user, reaches user space).
+pub fn write_result(regs: &mut UserRegs, r: Result<Out, Error>) {
+    let out = match r {
         Ok(out) => {
             regs.rax = 0;
             out
@@ -73,11 +82,7 @@ pub fn handle(regs: &mut UserRegs) -> SyscallExit {
             [0; 6]
         }
     };
-    // Result registers a call does not define are 0 (docs/syscalls.md): no stale value, kernel
-    // or user, reaches user space.
     [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9] = out;
-    sched::syscall_exit();
-    SyscallExit::Return
 }
 
 /// The calling thread and its process.
@@ -98,14 +103,7 @@ impl Ctx<'_> {
     /// An endpoint and the handle's badge, with one table lookup (the IPC hot path).
     fn endpoint(&self, h: u64, rights: Rights) -> Result<(Arc<Endpoint>, u64), Error> {
         let table = self.p.handles.lock();
-        let e = table.entry(Handle::from_raw(h))?;
-        let KObject::Endpoint(ep) = e.object() else {
-            return Err(Error::WrongKind);
-        };
-        if !e.rights().allows(rights) {
-            return Err(Error::MissingRights);
-        }
-        Ok((ep.clone(), e.badge()))
+        ipc::endpoint_in(&table, Handle::from_raw(h), rights).map(|(ep, badge)| (ep.clone(), badge))
     }
 
     fn process(&self, h: u64, rights: Rights) -> Result<Arc<Process>, Error> {

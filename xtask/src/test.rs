@@ -414,7 +414,7 @@ mod vga {
     use super::{Case, check, no_panic, parse_tagged};
     use crate::Result;
     use crate::artifacts::{self, Artifacts};
-    use crate::qemu::{self, Boot, Module};
+    use crate::qemu;
     use crate::symbolize::Symbolizer;
 
     /// The suite's name (`--filter vga`).
@@ -557,20 +557,7 @@ mod vga {
         let dump = artifacts::out_dir().join("vga-screen.bin");
         let _ = std::fs::remove_file(&sock);
         let machine = qemu::with_monitor(&sock);
-        let boot = Boot::Direct {
-            loader: system.shim.clone(),
-            modules: vec![
-                Module {
-                    path: system.kernel.clone(),
-                    args: String::new(),
-                },
-                Module {
-                    path: initfs,
-                    args: "initfs".into(),
-                },
-            ],
-            append: None,
-        };
+        let boot = qemu::boot_with_initfs(system, &initfs, "");
         let cmd = qemu::command(&machine, &boot)?;
         let deadline = Instant::now() + TIMEOUT;
         let watcher = std::thread::spawn({
@@ -1020,7 +1007,7 @@ mod drivers {
     use super::{Case, check, no_panic};
     use crate::Result;
     use crate::artifacts::{self, Artifacts};
-    use crate::qemu::{self, Boot, Module};
+    use crate::qemu;
     use crate::symbolize::Symbolizer;
 
     /// How the suite types.
@@ -1169,20 +1156,7 @@ mod drivers {
         let sock = artifacts::out_dir().join(format!("{}-monitor.sock", suite.name));
         let _ = std::fs::remove_file(&sock);
         let machine = qemu::with_monitor(&sock);
-        let boot = Boot::Direct {
-            loader: system.shim.clone(),
-            modules: vec![
-                Module {
-                    path: system.kernel.clone(),
-                    args: String::new(),
-                },
-                Module {
-                    path: initfs,
-                    args: "initfs".into(),
-                },
-            ],
-            append: None,
-        };
+        let boot = qemu::boot_with_initfs(system, &initfs, "");
         let mut cmd = qemu::command(&machine, &boot)?;
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -972,15 +972,7 @@ fn ipc_handle_transfer(ctx: &mut Ctx) -> TestResult {
 }
 
 fn ipc_badges(ctx: &mut Ctx) -> TestResult {
-    let ep = ok!(Endpoint::create());
-    let child = ok!(roles::spawn(
-        &ctx.image,
-        "echo",
-        roles::ECHO,
-        &[],
-        Some(&ep),
-        ctx.prio
-    ));
+    let (child, ep) = echo_server(ctx)?;
     let a = ok!(ep.badged(Rights::SEND, 0xa));
     let b = ok!(ep.badged(Rights::SEND, 0xb));
     for (h, want) in [(&a, 0xa), (&b, 0xb), (&ep, 0), (&a, 0xa)] {
