@@ -3,7 +3,7 @@
 //! lines, prints a table and writes `target/bench/latest.json`. A second boot under QEMU
 //! `-icount shift=0` (where the TSC counts guest instructions) measures the IPC round trip in
 //! instructions (`ipc.call_reply_recv.instructions`). Then the phase engine's host bench
-//! (`hsync-phase-engine`'s `phase_bench` example, release) adds single-value figures
+//! (`hsync-phase-core`'s `phase_bench` example, release) adds single-value figures
 //! (`phase.dudect_t`, `phase.transform_gbps`, ...). Benchmarks are never assertions.
 
 use std::collections::BTreeMap;
@@ -162,7 +162,7 @@ pub fn run(debug: bool, smp: u32) -> Result<ExitCode> {
         figures.extend(got);
     }
     step("phase engine (host, release)");
-    let scalars = match phase_engine() {
+    let scalars = match phase_core_bench() {
         Ok(s) if !s.is_empty() => s,
         Ok(_) => {
             ok = false;
@@ -231,11 +231,11 @@ pub fn parse_scalars(output: &str) -> Vec<Scalar> {
     out
 }
 
-/// Runs the phase engine's host bench (`servers/phase-engine/examples/phase_bench.rs`, release).
-fn phase_engine() -> Result<Vec<Scalar>> {
+/// Runs the phase engine's host bench (`servers/phase-core/examples/phase_bench.rs`, release).
+fn phase_core_bench() -> Result<Vec<Scalar>> {
     let out = crate::tools::cargo()
         .current_dir(artifacts::root())
-        .args(["run", "--release", "--quiet", "-p", "hsync-phase-engine"])
+        .args(["run", "--release", "--quiet", "-p", "hsync-phase-core"])
         .args(["--example", "phase_bench"])
         .stdin(std::process::Stdio::null())
         .output()

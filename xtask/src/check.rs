@@ -12,7 +12,8 @@ const HOST: &[&str] = &[
     "hsync-kcore",
     "hsync-abi",
     "libhsync",
-    "hsync-phase-engine",
+    "hsync-phase-core",
+    "hsync-shell-lang",
 ];
 /// Crates built for bare metal.
 const BARE: &[&str] = &[

@@ -1,4 +1,4 @@
-//! The `phase` server's protocol: the HSYNC phase engine (`servers/phase-engine`) over IPC, and
+//! The `phase` server's protocol: the HSYNC phase engine (`servers/phase-core`) over IPC, and
 //! the switches for the HSYNC-Wave visualizer and serial telemetry.
 //!
 //! The engine is deterministic arithmetic; what the server adds is one shared, advancing phase

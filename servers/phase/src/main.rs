@@ -1,4 +1,4 @@
-//! `phase`: the HSYNC phase engine (`servers/phase-engine`) as a server, and the HSYNC-Wave
+//! `phase`: the HSYNC phase engine (`servers/phase-core`) as a server, and the HSYNC-Wave
 //! visualizer.
 //!
 //! The main thread serves the `phase` protocol (`servers/phase-api`): `step` advances one shared
@@ -22,7 +22,7 @@
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use hsync_phase_api::{Bytes, FLAG_TELEMETRY, FLAG_WAVE, MAX_WORDS, PhaseError, PhaseServer};
-use hsync_phase_engine::{Phase, WAVE_ONE, inverse_words, sine, transform_words};
+use hsync_phase_core::{Phase, WAVE_ONE, inverse_words, sine, transform_words};
 use hsync_root_api::{RootClient, RootError, Start};
 use hsync_vga_api::{Color, VgaClient, attr};
 use libhsync::protocol::ProtocolError;

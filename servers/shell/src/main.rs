@@ -1,9 +1,9 @@
 //! `shell`: a console on the keyboard + display (`ps2` in, `vga` out) and on serial (`serial`
 //! both ways), for looking around the live system.
 //!
-//! Input from each side has its own line editor (`hsync_shell_api::LineEditor`) and is echoed
+//! Input from each side has its own line editor (`hsync_shell_lang::LineEditor`) and is echoed
 //! on its own side; command output goes to both. The command language (parsing, messages,
-//! report formats) is host-tested in `servers/shell-api`; this file is the I/O around it.
+//! report formats) is host-tested in `servers/shell-lang`; this file is the I/O around it.
 //! Servers it reaches: `root` (ps, kill, restart), `phase` (phase, wave, telemetry, bench,
 //! crash), the kernel (`system_info` for mem). `poweroff` and `reboot` ask root (`power`), which
 //! holds the hardware authority the kernel's `system_power` needs (ACPI S5 from the FADT and
@@ -26,11 +26,11 @@ use core::cell::Cell;
 use core::fmt::{self, Write};
 
 use hsync_phase_api::{FLAG_WAVE, PhaseClient};
-use hsync_phase_engine::{Phase, sine};
+use hsync_phase_core::{Phase, sine};
 use hsync_ps2_api::{KeyEvent, Ps2Client, Ps2Error, Special};
 use hsync_root_api::{RootClient, RootError, ServerStatus, Start};
 use hsync_serial_api::SerialClient;
-use hsync_shell_api::{Command, Event, HELP, LineEditor, PROMPT, WaveMode, fmt as report, parse};
+use hsync_shell_lang::{Command, Event, HELP, LineEditor, PROMPT, WaveMode, fmt as report, parse};
 use hsync_vga_api::VgaClient;
 use libhsync::protocol::{Bytes, ProtocolError};
 use libhsync::{IpcBuf, Notification, Rights, StartArgs};
@@ -211,13 +211,13 @@ impl Shell {
                 let _ = writeln!(
                     out,
                     "line too long (at most {} characters); discarded",
-                    hsync_shell_api::LINE_MAX
+                    hsync_shell_lang::LINE_MAX
                 );
                 drop(out);
                 self.con.write(ipc, Some(side), PROMPT.as_bytes());
             }
             Event::Line => {
-                let mut line = [0u8; hsync_shell_api::LINE_MAX];
+                let mut line = [0u8; hsync_shell_lang::LINE_MAX];
                 let text = ed.line();
                 let n = text.len();
                 line[..n].copy_from_slice(text.as_bytes());

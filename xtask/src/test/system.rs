@@ -5,7 +5,7 @@
 //!   packed and whose exporters run (so the expectation follows the manifest as servers land),
 //!   with no panic and no fault.
 //! - `system-restart` boots root with a test manifest (below): `echo` (the template server) and
-//!   `crasher` (servers/root/crasher), which uses the root protocol, overflows its stack once,
+//!   `crasher` (servers/test/crasher), which uses the root protocol, overflows its stack once,
 //!   and after root restarts it checks `status`, `connect`, `kill` and `restart`; `mute` (the
 //!   crasher's image under another name) never reports ready, and boot goes on without it.
 
@@ -22,14 +22,14 @@ priority = 10
 exports = ["template"]
 
 [server.crasher]
-crate = "hsync-root-crasher"
+crate = "hsync-test-crasher"
 priority = 10
 imports = ["template"]
 restart = "on-fault"
 restart-limit = 2
 
 [server.mute]
-crate = "hsync-root-crasher"
+crate = "hsync-test-crasher"
 priority = 10
 "#;
 
@@ -105,7 +105,7 @@ pub fn judge_system(suite: &str, run: &Captured) -> Vec<Case> {
 
 /// Boots root with [`RESTART_MANIFEST`], the template server and the crasher.
 pub fn boot_restart(ctx: &mut Ctx) -> Result<Boot> {
-    let crates = ["hsync-root", "hsync-template", "hsync-root-crasher"];
+    let crates = ["hsync-root", "hsync-template", "hsync-test-crasher"];
     let dir = artifacts::cargo_build_target(&crates, ctx.release, &[])?;
     let system =
         crate::manifest::check_str("system-restart.toml", RESTART_MANIFEST).map_err(|d| {
@@ -123,7 +123,7 @@ pub fn boot_restart(ctx: &mut Ctx) -> Result<Boot> {
     for (file, krate) in [
         ("root", "hsync-root"),
         ("hsync-template", "hsync-template"),
-        ("hsync-root-crasher", "hsync-root-crasher"),
+        ("hsync-test-crasher", "hsync-test-crasher"),
     ] {
         let p = dir.join(krate);
         let elf = std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
@@ -180,5 +180,34 @@ pub fn judge_restart(suite: &str, run: &Captured) -> Vec<Case> {
         ),
         no_panic(suite, run),
         keeps_running(suite, run),
+    ]
+}
+
+/// The normal image: root greets with the ABI version, lists the initfs, and keeps running.
+pub fn judge_root(suite: &str, run: &Captured) -> Vec<Case> {
+    let out = &run.output;
+    vec![
+        check(
+            suite,
+            "hello",
+            out.contains("root: hello from user space, ABI version"),
+            "no hello line from root",
+        ),
+        check(
+            suite,
+            "initfs_listing",
+            out.contains("root: initfs version") && out.contains("root: initfs root"),
+            "root did not list the initfs (version, root)",
+        ),
+        no_panic(suite, run),
+        check(
+            suite,
+            "keeps_running",
+            run.outcome == Outcome::Timeout,
+            format!(
+                "expected root to wait until the timeout, got {:?}",
+                run.outcome
+            ),
+        ),
     ]
 }

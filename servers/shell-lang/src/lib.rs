@@ -2,8 +2,8 @@
 //! the line editor ([`LineEditor`]: bytes in, edit events out), the parser ([`parse`]: a line
 //! into a [`Command`]) and the text it prints ([`HELP`], [`fmt`]).
 //!
-//! The shell serves no protocol (nothing calls it), so this crate defines none; it lives under
-//! the `-api` name so xtask host-tests it like every protocol crate.
+//! The shell serves no protocol (nothing calls it), so this crate defines none; xtask host-tests
+//! it with the other logic crates.
 //!
 //! Nothing here panics on input: every byte sequence and every line gives an event or an error
 //! value the shell prints. The crate refuses I/O, allocation and `unsafe`.

@@ -15,7 +15,7 @@
 //! the data or the phase (loops run over a slice's length only; there are no lookup tables). The
 //! tests back this with instruction counts under callgrind (`tests/constant_time.rs`), and
 //! `cargo xtask bench` reports a dudect-style timing t-statistic (`examples/phase_bench.rs`).
-//! See `docs/phase-engine.md` for the measured figures.
+//! See `docs/phase-core.md` for the measured figures.
 //!
 //! This crate refuses: `unsafe`, allocation, floating point, global state and I/O.
 #![no_std]

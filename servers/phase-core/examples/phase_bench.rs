@@ -1,6 +1,6 @@
 //! Host timing evidence for the phase engine, printed as `[bench] name=... unit=... value=...`
 //! lines that `cargo xtask bench` collects (run alone with
-//! `cargo run --release -p hsync-phase-engine --example phase_bench`).
+//! `cargo run --release -p hsync-phase-core --example phase_bench`).
 //!
 //! - `phase.dudect_t`: a dudect-style leakage test (Reparaz, Balasch, Verbauwhede 2017) of
 //!   `transform_words` on 32-word batches: class 0 is a fixed input (all-zero words, phase 0),
@@ -16,7 +16,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use hsync_phase_engine::{Phase, inverse_words, transform_words};
+use hsync_phase_core::{Phase, inverse_words, transform_words};
 
 const BATCH: usize = 32;
 const SAMPLES: usize = 1_000_000;

@@ -14,7 +14,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use hsync_phase_engine::{
+use hsync_phase_core::{
     Phase, cosine, inverse, inverse_words, sine, transform, transform_words, triangle,
 };
 
