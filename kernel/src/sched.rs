@@ -163,6 +163,37 @@ pub fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> R {
     f(unsafe { &*ptr })
 }
 
+/// For the double-fault handler: when `rsp` lies in (or just above) the guard page under the
+/// running thread's kernel stack, or under `boot_guard` (the boot stack's guard page), panics
+/// with "kernel stack overflow in thread T (process P)". Takes no lock.
+pub fn panic_if_stack_overflow(rsp: u64, boot_guard: u64) {
+    const PAGE: u64 = 4096;
+    let near = |guard: u64| guard != 0 && (guard..guard + PAGE + 512).contains(&rsp);
+    let ptr = arch::cpu_local().current() as *const Thread;
+    // SAFETY: as in `with_current` (the running thread outlives this call, which diverges or
+    // returns without switching); null before `init`.
+    let Some(t) = (unsafe { ptr.as_ref() }) else {
+        if near(boot_guard) {
+            panic!("kernel stack overflow on the boot stack (no thread yet): rsp {rsp:#018x}");
+        }
+        return;
+    };
+    let guard = match t.stack_guard() {
+        0 => boot_guard,
+        g => g,
+    };
+    if near(guard) {
+        let (pid, name) = t
+            .process
+            .as_ref()
+            .map_or((0, "kernel"), |p| (p.id, p.name.as_str()));
+        panic!(
+            "kernel stack overflow in thread {} (process {pid} {name}): double fault (#DF), rsp {rsp:#018x}, guard page {guard:#018x}",
+            t.id
+        );
+    }
+}
+
 /// The running thread.
 pub fn current() -> Arc<Thread> {
     let ptr = arch::cpu_local().current() as *const Thread;
@@ -571,10 +602,15 @@ fn switch(requeue: bool, direct: Option<Arc<Thread>>) {
 }
 
 /// Drops the previous thread's reference (possibly freeing a dead thread and its stack) after
-/// its context was saved. Runs first in every thread after a switch.
+/// its context was saved, and runs the reaper (`object::reap`) over what that freed. Runs
+/// first in every thread after a switch.
 pub fn finish_switch() {
     let prev = this_cpu().lock().prev.take();
+    if let Some(p) = &prev {
+        p.check_stack_canary();
+    }
     drop(prev);
+    crate::object::reap::drain();
 }
 
 /// First code of a new user thread: enter user mode with the registers `thread_start` stored.
@@ -702,18 +738,7 @@ pub fn on_fpu_trap() -> bool {
 
 /// A fresh FPU area, or `None` when the heap is exhausted.
 fn new_fx_area() -> Option<Box<arch::FxArea>> {
-    let layout = core::alloc::Layout::new::<arch::FxArea>();
-    // SAFETY: the layout has a non-zero size.
-    let p = unsafe { alloc::alloc::alloc(layout) }.cast::<arch::FxArea>();
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: `p` is a fresh allocation with `FxArea`'s layout; writing initializes it, and
-    // `Box::from_raw` takes it over with the same layout (the global allocator).
-    unsafe {
-        p.write(arch::FxArea::new());
-        Some(Box::from_raw(p))
-    }
+    crate::mm::heap::try_box(arch::FxArea::new())
 }
 
 /// Classifies a user exception; a not-present #PF in a stack guard page (`guard`), or within a
@@ -726,6 +751,11 @@ fn fault_kind(f: &UserFault, guard: bool) -> FaultKind {
         6 => FaultKind::InvalidOpcode,
         13 => FaultKind::GeneralProtection,
         14 => {
+            // An instruction fetch from an unmapped page (a thread started at a bad entry) is a
+            // page fault, even when its stack pointer happens to be near the address.
+            if f.error_code & 16 != 0 || f.cr2 == f.regs.rip {
+                return FaultKind::PageFault;
+            }
             let in_guard = guard;
             let near_sp =
                 f.cr2 < f.regs.rsp.saturating_add(PAGE) && f.cr2 >= f.regs.rsp.saturating_sub(PAGE);

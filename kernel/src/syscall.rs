@@ -64,6 +64,8 @@ pub fn handle(regs: &mut UserRegs) -> SyscallExit {
         Next::Exit => sched::exit_current(),
     };
     write_result(regs, result);
+    // What the call dropped is destroyed here, iteratively (docs/architecture.md).
+    crate::object::reap::drain();
     sched::syscall_exit();
     SyscallExit::Return
 }
@@ -386,9 +388,9 @@ fn call(cx: &Ctx, nr: Sysnum, a: [u64; 6]) -> Result<Out, Error> {
                     arch::fpu_traps(),
                     c.fast_handoffs,
                     c.parked_resumes,
-                    0,
-                    0,
-                    0,
+                    crate::object::thread::stack_check::high_water(),
+                    crate::object::thread::stack_check::STACK_BYTES,
+                    crate::object::reap::reaped(),
                 ])
             }
             _ => Err(Error::InvalidArgument),

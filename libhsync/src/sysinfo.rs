@@ -78,6 +78,14 @@ pub struct KernelCounters {
     /// Threads the fast path had parked at their syscall that the general scheduler resumed
     /// (woken by a message that needed the slow path, a kill, or a dead peer).
     pub parked_resumes: u64,
+    /// The deepest any kernel stack has been used, in bytes, measured when a thread dies (debug
+    /// kernels paint every kernel stack; 0 in release kernels).
+    pub kstack_high_water: u64,
+    /// The size of a thread's kernel stack, in bytes.
+    pub kstack_size: u64,
+    /// Dead processes and threads whose parts the kernel's reaper has destroyed (teardown runs
+    /// one object per step, never recursively).
+    pub reaped: u64,
 }
 
 /// The kernel's event counters.
@@ -98,6 +106,9 @@ pub fn kernel_counters() -> Result<KernelCounters, Error> {
         fpu_traps: o[0],
         fast_handoffs: o[1],
         parked_resumes: o[2],
+        kstack_high_water: o[3],
+        kstack_size: o[4],
+        reaped: o[5],
     })
 }
 

@@ -117,6 +117,14 @@ fn qemu64_machine() -> Machine {
     }
 }
 
+/// The user suite: room for the teardown chains (10,000 threads with their kernel stacks).
+fn user_machine() -> Machine {
+    Machine {
+        memory_mib: 1024,
+        ..Machine::default()
+    }
+}
+
 fn big_machine() -> Machine {
     Machine {
         memory_mib: 4096,
@@ -201,7 +209,7 @@ const SUITES: &[Suite] = &[
     Suite {
         name: "user",
         timeout_secs: 600,
-        machine: default_machine,
+        machine: user_machine,
         boot: |ctx| {
             Ok(qemu::boot_with_initfs(
                 &ctx.system,

@@ -99,7 +99,8 @@ code_enum! {
         /// `(free, used, total, processes, threads, objects)`, PMM frame counters and live
         /// kernel-object counts, for tests (leak checks), `mem` and `ps`; page
         /// [`SYSINFO_COUNTERS`](crate::SYSINFO_COUNTERS) (1) → `(fpu_traps, fast_handoffs,
-        /// parked_resumes, 0, 0, 0)`, kernel event counters since boot.
+        /// parked_resumes, kstack_high_water, kstack_size, reaped)`, kernel event counters since
+        /// boot.
         SystemInfo = 34 => "system_info",
 
         /// `ioport_create(authority, first, count) -> range`: an IoPortRange over ports

@@ -85,3 +85,23 @@ pub fn mapped_bytes() -> u64 {
 pub fn counters() -> talc::Counters {
     *ALLOCATOR.lock().get_counters()
 }
+
+/// `Box::new(value)` that returns `None` instead of aborting when the heap is exhausted
+/// (`Box::try_new` is not stable yet).
+pub fn try_box<T>(value: T) -> Option<alloc::boxed::Box<T>> {
+    let layout = Layout::new::<T>();
+    if layout.size() == 0 {
+        return Some(alloc::boxed::Box::new(value));
+    }
+    // SAFETY: the layout has a non-zero size.
+    let p = unsafe { alloc::alloc::alloc(layout) }.cast::<T>();
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `p` is a fresh allocation with `T`'s layout; writing initializes it, and
+    // `Box::from_raw` takes it over with the same layout (the global allocator).
+    unsafe {
+        p.write(value);
+        Some(alloc::boxed::Box::from_raw(p))
+    }
+}

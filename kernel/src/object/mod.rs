@@ -22,6 +22,7 @@ pub mod endpoint;
 pub mod hw;
 pub mod notification;
 pub mod process;
+pub mod reap;
 pub mod thread;
 
 pub use endpoint::{Endpoint, ReplyCap, ReplyObject};

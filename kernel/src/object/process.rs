@@ -59,12 +59,15 @@ pub struct Process {
     pub waiters: Mutex<Vec<Arc<Thread>>>,
     /// I/O ports it enabled (`ioport_enable`), installed in the TSS while it runs.
     pub io: crate::hw::IoPerm,
+    /// Its reaper node: what it owns is destroyed by the reaper, not inside its `Drop`.
+    reap: super::reap::Slot,
     _live: Live,
 }
 
 impl Process {
     /// A new process with an empty address space and handle table, and no threads.
     pub fn new(name: &str, max_priority: u8) -> Result<Arc<Process>, Error> {
+        let reap = super::reap::Slot::new()?;
         let aspace = AddressSpace::new().map_err(|_| Error::OutOfMemory)?;
         Ok(Arc::new(Process {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -78,6 +81,7 @@ impl Process {
             running_threads: core::sync::atomic::AtomicUsize::new(0),
             waiters: Mutex::new(Vec::new()),
             io: crate::hw::IoPerm::new(),
+            reap,
             _live: Live::new(ObjectKind::Process),
         }))
     }
@@ -159,6 +163,21 @@ impl Process {
                 Wake::Done,
             );
         }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // Never drop what it owns here: that may be the last reference to another process
+        // (a chain of them would run the kernel stack over). The reaper does it (`reap`).
+        let remains = super::reap::Remains::Process {
+            handles: core::mem::replace(self.handles.get_mut(), HandleTable::new(0)),
+            aspace: self.aspace.get_mut().take(),
+            cr3: self.cr3.load(Ordering::Relaxed),
+            waiters: core::mem::take(self.waiters.get_mut()),
+            threads: core::mem::take(self.threads.get_mut()),
+        };
+        self.reap.defer(remains);
     }
 }
 

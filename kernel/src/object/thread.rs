@@ -161,6 +161,8 @@ pub struct Thread {
     pub inner: Mutex<ThreadInner>,
     /// Saved FPU/SSE registers, made at its first #NM (lazy FPU, `arch` `fpu.rs`).
     pub fpu: Mutex<Option<Box<FxArea>>>,
+    /// Its reaper node: its process and state are dropped by the reaper (`reap`).
+    reap: super::reap::Slot,
     _live: Live,
 }
 
@@ -168,6 +170,16 @@ impl Drop for Thread {
     fn drop(&mut self) {
         // Normally done at exit (`sched::exit_current`); never leave a freed area as the owner's.
         crate::arch::fpu_release(core::ptr::from_mut(self) as usize);
+        if let Some(stack) = &self.stack {
+            stack_check::measure(&stack.stack());
+        }
+        // Its process, the endpoint it was blocked on, its pending reply right: any may be the
+        // last reference to another thread or process, so the reaper drops them.
+        let remains = super::reap::Remains::Thread {
+            process: self.process.take(),
+            inner: Mutex::new(core::mem::take(self.inner.get_mut())),
+        };
+        self.reap.defer(remains);
     }
 }
 
@@ -178,9 +190,11 @@ impl Thread {
         ipc_buffer: u64,
         entry: Option<extern "C" fn(u64) -> !>,
     ) -> Result<Arc<Thread>, Error> {
+        let reap = super::reap::Slot::new()?;
         let (stack, ctx) = match entry {
             Some(entry) => {
                 let stack = mm::new_kernel_stack(KSTACK_PAGES).map_err(|_| Error::OutOfMemory)?;
+                stack_check::paint(&stack.stack());
                 let ctx = crate::arch::init_context(stack.stack().top, entry, 0);
                 (Some(stack), ctx)
             }
@@ -195,6 +209,7 @@ impl Thread {
             ctx: AtomicU64::new(ctx.into_rsp()),
             inner: Mutex::new(ThreadInner::default()),
             fpu: Mutex::new(None),
+            reap,
             _live: Live::new(ObjectKind::Thread),
         }))
     }
@@ -241,6 +256,28 @@ impl Thread {
         self.stack.as_ref().map_or(0, |s| s.stack().top)
     }
 
+    /// The unmapped guard page under its kernel stack (0 for the boot thread).
+    #[inline]
+    pub fn stack_guard(&self) -> u64 {
+        self.stack.as_ref().map_or(0, |s| s.stack().guard)
+    }
+
+    /// Debug builds: panics with "kernel stack overflow" when the lowest word of its kernel
+    /// stack (the canary) was overwritten. Called after each switch away from it.
+    #[inline]
+    pub fn check_stack_canary(&self) {
+        if let Some(stack) = &self.stack
+            && !stack_check::canary_intact(&stack.stack())
+        {
+            let pid = self.process.as_ref().map_or(0, |p| p.id);
+            panic!(
+                "kernel stack overflow in thread {} (process {pid}): the stack canary at {:#x} was overwritten",
+                self.id,
+                stack.stack().bottom
+            );
+        }
+    }
+
     /// Its syscall frame (the saved user registers at the top of its kernel stack), the one a
     /// thread with [`Resume::Call`] or [`Resume::Recv`] leaves through. Null for the boot
     /// thread, which has no kernel stack of its own.
@@ -269,5 +306,64 @@ impl Thread {
         self.process
             .as_ref()
             .map_or_else(crate::mm::vmm::root, |p| p.cr3())
+    }
+}
+
+/// Debug-build kernel stack checks: every thread's kernel stack is painted with a pattern when
+/// it is made; the lowest word is a canary checked after every switch away from the thread, and
+/// when the thread dies the deepest unpainted word gives its high-water mark (the maximum over
+/// all threads is reported by `system_info`). Release builds skip the painting (all no-ops).
+pub mod stack_check {
+    use core::sync::atomic::{AtomicU64, Ordering};
+
+    use crate::mm::KernelStack;
+
+    /// The paint.
+    const PAINT: u64 = 0x57ac_cafe_57ac_cafe;
+
+    /// The deepest use of any kernel stack measured so far, in bytes.
+    static HIGH_WATER: AtomicU64 = AtomicU64::new(0);
+
+    /// Bytes of a thread's kernel stack.
+    pub const STACK_BYTES: u64 = super::KSTACK_PAGES as u64 * hsync_abi::PAGE_SIZE;
+
+    /// The deepest kernel stack use measured (0 in release builds).
+    pub fn high_water() -> u64 {
+        HIGH_WATER.load(Ordering::Relaxed)
+    }
+
+    /// Paints a fresh stack (before its first context is built at the top).
+    pub fn paint(s: &KernelStack) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        let mut p = s.bottom;
+        while p < s.top {
+            // SAFETY: `bottom..top` is the freshly mapped, writable stack that nothing uses yet.
+            unsafe { (p as *mut u64).write_volatile(PAINT) };
+            p += 8;
+        }
+    }
+
+    /// Whether the canary (the stack's lowest word) still holds the paint.
+    pub fn canary_intact(s: &KernelStack) -> bool {
+        if !cfg!(debug_assertions) {
+            return true;
+        }
+        // SAFETY: `bottom` is the lowest mapped word of the stack, which lives as long as `s`.
+        unsafe { (s.bottom as *const u64).read_volatile() == PAINT }
+    }
+
+    /// Records how deep a dead thread's stack was used.
+    pub fn measure(s: &KernelStack) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        let mut p = s.bottom;
+        // SAFETY: as in `canary_intact`: every word in `bottom..top` is mapped while `s` lives.
+        while p < s.top && unsafe { (p as *const u64).read_volatile() } == PAINT {
+            p += 8;
+        }
+        HIGH_WATER.fetch_max(s.top - p, Ordering::Relaxed);
     }
 }

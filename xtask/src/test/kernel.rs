@@ -233,7 +233,12 @@ pub fn judge_page_fault(suite: &str, run: &Captured) -> Vec<Case> {
 /// Unbounded recursion on a kernel stack: the guard page turns it into a double fault that is
 /// handled on its own IST stack instead of triple-faulting the machine.
 pub fn judge_stack_overflow(suite: &str, run: &Captured) -> Vec<Case> {
-    judge_exception(suite, run, "double fault", &["#DF", "vector 8"])
+    judge_exception(
+        suite,
+        run,
+        "kernel stack overflow",
+        &["#DF", "kernel stack overflow in thread", "(process "],
+    )
 }
 
 #[cfg(test)]

@@ -133,8 +133,17 @@ pub fn late_init(info: &'static BootInfo, next: fn(&'static BootInfo) -> !) -> !
     let Some(stack) = crate::mm::alloc_kernel_stack(BOOT_STACK_PAGES) else {
         panic!("out of memory for the boot kernel stack");
     };
+    BOOT_STACK_GUARD.store(stack.guard, core::sync::atomic::Ordering::Relaxed);
     // SAFETY: a fresh guarded stack that nothing else uses and that is never freed.
     unsafe { start::switch_stack(stack.top, info, next) }
+}
+
+/// The guard page under the boot thread's kernel stack (0 until `late_init`).
+static BOOT_STACK_GUARD: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The guard page under the boot thread's kernel stack, for the double-fault report.
+pub fn boot_stack_guard() -> u64 {
+    BOOT_STACK_GUARD.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// ACPI S5 where available, else QEMU isa-debug-exit (success), else halt forever.

@@ -389,6 +389,10 @@ fn kernel_exception(frame: &mut TrapFrame) -> ! {
     PANIC_FRAME.store(frame, Ordering::Release);
     let name = vector_name(frame.vector);
     let (v, err, rip) = (frame.vector, frame.error_code, frame.rip);
+    if v == vector::DOUBLE_FAULT {
+        // The common cause: a push ran into a kernel stack's guard page.
+        crate::sched::panic_if_stack_overflow(frame.rsp, super::boot_stack_guard());
+    }
     if v == vector::PAGE_FAULT {
         let cr2 = Cr2::read_raw();
         let cause = PageFaultCause(err);

@@ -68,8 +68,10 @@ macro_rules! ok {
 mod fastpath;
 mod fpu;
 pub mod hw;
+mod lifetime;
 mod peer_death;
 mod power;
+pub mod teardown;
 
 pub mod idl;
 
@@ -175,6 +177,8 @@ pub fn run(elf: &[u8], args: StartArgs) -> i32 {
         .chain(power::TESTS)
         .chain(fpu::TESTS)
         .chain(fastpath::TESTS)
+        .chain(teardown::TESTS)
+        .chain(lifetime::TESTS)
     {
         r.run(&mut ctx, name, f);
     }

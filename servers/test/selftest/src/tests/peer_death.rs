@@ -12,7 +12,7 @@ use super::{Ctx, TestResult};
 use crate::roles;
 
 /// Bits the blocked helper thread signals with its outcome.
-const GOT_PEER_DIED: u64 = 1;
+pub(super) const GOT_PEER_DIED: u64 = 1;
 const GOT_OTHER: u64 = 2;
 
 /// The notification the next helper reports on (its raw handle), read by the helper as it
@@ -46,7 +46,11 @@ fn still_waiting(n: &Notification) -> bool {
 
 /// Starts a helper that blocks sending on `ep` (a SEND handle it takes over); returns the
 /// notification it reports on.
-fn start_blocked_sender(ctx: &Ctx, ep: Endpoint, call: bool) -> Result<Notification, String> {
+pub(super) fn start_blocked_sender(
+    ctx: &Ctx,
+    ep: Endpoint,
+    call: bool,
+) -> Result<Notification, String> {
     let n = ok!(Notification::create());
     let theirs = ok!(n.duplicate(Rights::SIGNAL));
     let e = ep.into_raw().raw();
