@@ -174,7 +174,9 @@ pub fn panic_if_stack_overflow(rsp: u64, boot_guard: u64) {
     // returns without switching); null before `init`.
     let Some(t) = (unsafe { ptr.as_ref() }) else {
         if near(boot_guard) {
-            panic!("kernel stack overflow on the boot stack (no thread yet): rsp {rsp:#018x}");
+            panic!(
+                "kernel stack overflow in thread 0 (process 0 kernel, the boot stack before the scheduler): double fault (#DF), rsp {rsp:#018x}, guard page {boot_guard:#018x}"
+            );
         }
         return;
     };
