@@ -64,8 +64,10 @@ pub fn handle(regs: &mut UserRegs) -> SyscallExit {
         Next::Exit => sched::exit_current(),
     };
     write_result(regs, result);
-    // What the call dropped is destroyed here, iteratively (docs/architecture.md).
+    // What the call dropped is destroyed here, iteratively (docs/architecture.md), and a free
+    // span at the heap's top goes back to the PMM.
     crate::object::reap::drain();
+    crate::mm::heap::trim();
     sched::syscall_exit();
     SyscallExit::Return
 }
@@ -175,9 +177,28 @@ fn dispatch(nr: Sysnum, a: [u64; 6]) -> Next {
             }
             return Next::Exit;
         }
+        // Past the heap's headroom only the calls that allocate nothing go ahead
+        // (`mm::heap::headroom`): every other call ends in `OutOfMemory`, never in a panic.
+        nr if !frees_only(nr) && !crate::mm::heap::headroom() => Err(Error::OutOfMemory),
         nr => call(&cx, nr, a),
     };
     Next::Return(r)
+}
+
+/// The calls that never allocate from the kernel heap (they free, read or wait), which keep
+/// working when the heap's headroom is gone so that a process can always clean up.
+fn frees_only(nr: Sysnum) -> bool {
+    matches!(
+        nr,
+        Sysnum::HandleClose
+            | Sysnum::HandleInspect
+            | Sysnum::HandleRestrict
+            | Sysnum::ProcessKill
+            | Sysnum::FrameUnmap
+            | Sysnum::SystemInfo
+            | Sysnum::Yield
+            | Sysnum::DebugLog
+    )
 }
 
 fn call(cx: &Ctx, nr: Sysnum, a: [u64; 6]) -> Result<Out, Error> {
@@ -393,6 +414,17 @@ fn call(cx: &Ctx, nr: Sysnum, a: [u64; 6]) -> Result<Out, Error> {
                     crate::object::reap::reaped(),
                 ])
             }
+            hsync_abi::SYSINFO_HEAP => {
+                let c = crate::mm::heap::counters();
+                Ok([
+                    crate::mm::heap::mapped_bytes(),
+                    c.allocated_bytes as u64,
+                    crate::mm::pmm::reserve(),
+                    0,
+                    0,
+                    0,
+                ])
+            }
             _ => Err(Error::InvalidArgument),
         },
         Sysnum::Null => Ok([0; 6]),
@@ -574,16 +606,12 @@ fn process_create(cx: &Ctx, a: [u64; 6]) -> Result<Out, Error> {
     let thread = match mem {
         None => None,
         Some(mem) => {
-            let len = mem.pages().saturating_mul(PAGE_SIZE as usize);
-            let mut bytes: Vec<u8> = Vec::new();
-            bytes
-                .try_reserve_exact(len)
-                .map_err(|_| Error::OutOfMemory)?;
-            bytes.resize(len, 0);
-            mem.read(0, &mut bytes).map_err(|_| Error::OutOfMemory)?;
-            let loaded =
-                child.with_aspace(|s| crate::mm::elf::load(s, &bytes).map_err(Error::from))?;
-            drop(bytes);
+            // Parsed in place: the frame is mapped read-only into the kernel's image window
+            // for the load, never copied whole into the heap.
+            let loaded = crate::mm::vmm::with_image(&mem, |image| {
+                child.with_aspace(|s| crate::mm::elf::load(s, image).map_err(Error::from))
+            })
+            .map_err(|_| Error::OutOfMemory)??;
             Some(new_thread(
                 &child,
                 loaded.entry,

@@ -112,6 +112,29 @@ pub fn kernel_counters() -> Result<KernelCounters, Error> {
     })
 }
 
+/// The kernel heap's size and the frames held back for it (`system_info` page
+/// `SYSINFO_HEAP`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeapInfo {
+    /// Bytes of the kernel heap backed by frames (it grows on demand and gives a free top back).
+    pub mapped_bytes: u64,
+    /// Bytes allocated from it.
+    pub allocated_bytes: u64,
+    /// Free frames that only the kernel heap may take: user frames fail with `OutOfMemory`
+    /// before the free count reaches this.
+    pub reserve_frames: u64,
+}
+
+/// The kernel heap's counters.
+pub fn heap_info() -> Result<HeapInfo, Error> {
+    let o = sys::pure(Sysnum::SystemInfo, [hsync_abi::SYSINFO_HEAP, 0, 0, 0, 0, 0])?;
+    Ok(HeapInfo {
+        mapped_bytes: o[0],
+        allocated_bytes: o[1],
+        reserve_frames: o[2],
+    })
+}
+
 /// The time-stamp counter (user-mode `rdtsc` is allowed on HSYNC-OS).
 #[inline(always)]
 pub fn rdtsc() -> u64 {

@@ -54,6 +54,9 @@ pub const SYSINFO_MEMORY: u64 = 0;
 /// `system_info` page: kernel event counters (lazy-FPU traps, IPC fast-path handoffs, parked
 /// threads resumed by the general scheduler).
 pub const SYSINFO_COUNTERS: u64 = 1;
+/// `system_info` page: the kernel heap (bytes mapped, bytes allocated) and the frames held in
+/// reserve for its growth.
+pub const SYSINFO_HEAP: u64 = 2;
 
 /// Version of this ABI. Bumped on every incompatible change (a renumbered call, a moved field, a
 /// changed register). Additions that old binaries cannot observe (a new call number, a new

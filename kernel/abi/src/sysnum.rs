@@ -100,7 +100,8 @@ code_enum! {
         /// kernel-object counts, for tests (leak checks), `mem` and `ps`; page
         /// [`SYSINFO_COUNTERS`](crate::SYSINFO_COUNTERS) (1) → `(fpu_traps, fast_handoffs,
         /// parked_resumes, kstack_high_water, kstack_size, reaped)`, kernel event counters since
-        /// boot.
+        /// boot; page [`SYSINFO_HEAP`](crate::SYSINFO_HEAP) (2) → `(heap_mapped,
+        /// heap_allocated, reserve_frames, 0, 0, 0)`.
         SystemInfo = 34 => "system_info",
 
         /// `ioport_create(authority, first, count) -> range`: an IoPortRange over ports

@@ -2,8 +2,16 @@
 //!
 //! The heap starts as [`INITIAL_SIZE`] mapped bytes at [`HEAP_BASE`]. When talc runs out, its
 //! OOM handler maps fresh frames right above the current top and extends the heap in place, so
-//! there is no fixed ceiling short of the 512 GiB region (or physical memory). Memory is never
-//! given back to the PMM; a freed heap stays mapped for reuse.
+//! there is no fixed ceiling short of the 512 GiB region (or physical memory). [`trim`] gives a
+//! free span at the top back to the PMM (after each reaper pass); free memory below the highest
+//! live allocation stays mapped for reuse.
+//!
+//! Exhaustion never panics a system call (issue 12): growth steps of at most [`MIN_GROWTH`]
+//! may draw on the PMM's heap reserve (`pmm::reserve`), larger ones (a fallible bulk
+//! `try_reserve`) may not; and [`headroom`] refuses a system call that may allocate once the
+//! heap's free bytes plus the free frames fall under half the reserve. A system call's
+//! infallible allocations (an object, a queue slot, a handle-table step) are a few KiB, far
+//! below that margin, so they always succeed.
 //!
 //! Lock order: heap → kernel space → PMM. The VMM and PMM never allocate from the heap, so the
 //! OOM handler may take their locks while talc's lock is held.
@@ -38,7 +46,12 @@ impl GrowOnDemand {
             return Err(());
         }
         let top = HEAP_BASE + mapped;
-        vmm::map_fresh_locked(top, grow / PAGE_4K).map_err(|_| ())?;
+        let pages = grow / PAGE_4K;
+        // Only small steps may use the reserve: a bulk allocation must not drain it.
+        if grow > MIN_GROWTH && super::pmm::stats().free < super::pmm::reserve() + pages {
+            return Err(());
+        }
+        super::pmm::for_heap(|| vmm::map_fresh_locked(top, pages)).map_err(|_| ())?;
         MAPPED.store(mapped + grow, Ordering::Relaxed);
         let span = Span::from_base_size(HEAP_BASE as *mut u8, (mapped + grow) as usize);
         let old = talc.oom_handler.heap;
@@ -79,6 +92,54 @@ pub(super) fn init() {
 /// Bytes of the heap region currently backed by frames.
 pub fn mapped_bytes() -> u64 {
     MAPPED.load(Ordering::Relaxed)
+}
+
+/// Whether a system call that may allocate can go ahead: the heap's free bytes plus the free
+/// frames cover at least half the reserve (see the module documentation).
+pub fn headroom() -> bool {
+    let free = super::pmm::stats().free;
+    let reserve = super::pmm::reserve();
+    if free >= reserve {
+        return true;
+    }
+    let c = counters();
+    let heap_free = (c.claimed_bytes.saturating_sub(c.allocated_bytes)) as u64;
+    heap_free + free * PAGE_4K >= reserve / 2 * PAGE_4K
+}
+
+/// Gives the free span at the top of the heap back to the PMM, keeping [`INITIAL_SIZE`] and a
+/// slack of [`MIN_GROWTH`] above the highest allocation. Cheap when there is nothing to give.
+pub fn trim() {
+    let mut talc = ALLOCATOR.lock();
+    let heap = talc.oom_handler.heap;
+    if heap.is_empty() {
+        return;
+    }
+    // SAFETY: `heap` is the span talc last returned from `claim`/`extend`/`truncate`.
+    let used = unsafe { talc.get_allocated_span(heap) };
+    let Some((_, used_top)) = used.get_base_acme() else {
+        return;
+    };
+    let mapped = MAPPED.load(Ordering::Relaxed);
+    let keep = ((used_top as u64).saturating_sub(HEAP_BASE) + MIN_GROWTH)
+        .next_multiple_of(PAGE_4K)
+        .max(INITIAL_SIZE);
+    if keep + MIN_GROWTH > mapped {
+        return;
+    }
+    let req = Span::from_base_size(HEAP_BASE as *mut u8, keep as usize);
+    // SAFETY: as above; `req` lies inside `heap` (same base, `keep < mapped`) and contains the
+    // allocated span (`keep` is above its top).
+    let new = unsafe { talc.truncate(heap, req) };
+    talc.oom_handler.heap = new;
+    let Some((_, new_top)) = new.get_base_acme() else {
+        return;
+    };
+    // Unmap whole pages above the new top; talc no longer uses them.
+    let first = (new_top as u64).next_multiple_of(PAGE_4K);
+    let pages = (HEAP_BASE + mapped).saturating_sub(first) / PAGE_4K;
+    let freed = vmm::unmap_fresh_locked(first, pages);
+    MAPPED.store(mapped - freed * PAGE_4K, Ordering::Relaxed);
 }
 
 /// talc's counters: bytes allocated, claimed, and so on.

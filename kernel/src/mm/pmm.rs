@@ -4,6 +4,16 @@
 //! Only `Usable` memory is managed at first; `BootloaderReclaimable` memory joins in
 //! [`reclaim`], once nothing of the loader's is in use any more. The bitmap span covers both
 //! kinds from the start so that reclaiming needs no new storage.
+//!
+//! **The heap reserve.** The last [`reserve`] free frames go only to the kernel heap's growth
+//! (inside [`for_heap`]): user frames, page tables and kernel stacks fail with `OutOfMemory`
+//! once the free count reaches it. So a process that takes every frame it can leaves the kernel
+//! heap room to grow, and the system calls that still allocate (in bounded, small amounts —
+//! `mm::heap::headroom` refuses them before the reserve runs dry) never meet an exhausted
+//! heap. With more CPUs, another CPU's allocation during a heap growth may also draw on the
+//! reserve; the headroom check leaves margin for that.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use hsync_kcore::frame::{FRAME_SIZE, FrameAllocator, FrameError, FrameStats};
 use hsync_kcore::mem::{MemoryRegion, RegionKind};
@@ -12,6 +22,32 @@ use spin::Mutex;
 use super::MmError;
 
 static PMM: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
+
+/// Most frames held back for the heap (4 MiB); smaller machines keep 1/16 of their RAM.
+const RESERVE_MAX: u64 = 1024;
+/// Frames held back for the heap's growth.
+static RESERVE: AtomicU64 = AtomicU64::new(0);
+/// Set while the heap grows: its frames may come from the reserve.
+static HEAP_GROWING: AtomicBool = AtomicBool::new(false);
+
+/// Frames only the kernel heap may take.
+pub fn reserve() -> u64 {
+    RESERVE.load(Ordering::Relaxed)
+}
+
+/// Runs `f` (the heap's growth) with the reserve open to it.
+pub fn for_heap<R>(f: impl FnOnce() -> R) -> R {
+    HEAP_GROWING.store(true, Ordering::Relaxed);
+    let r = f();
+    HEAP_GROWING.store(false, Ordering::Relaxed);
+    r
+}
+
+/// Whether `n` frames may be taken now (the reserve stays for the heap).
+fn may_take(pmm: &FrameAllocator<'_>, n: u64) -> bool {
+    HEAP_GROWING.load(Ordering::Relaxed)
+        || pmm.stats().free >= RESERVE.load(Ordering::Relaxed).saturating_add(n)
+}
 
 /// Builds the allocator over the `Usable` regions of `map`, placing its bitmaps at the start of
 /// the first usable region large enough for them.
@@ -62,6 +98,7 @@ pub(super) fn init(map: &[MemoryRegion], hhdm: u64) {
         "pmm: span {span_start:#x}..{span_end:#x}, bitmaps {} KiB at {storage_phys:#x}",
         bytes / 1024
     );
+    RESERVE.store((pmm.stats().total / 16).min(RESERVE_MAX), Ordering::Relaxed);
     *PMM.lock() = Some(pmm);
 }
 
@@ -80,14 +117,23 @@ fn with<R>(f: impl FnOnce(&mut FrameAllocator<'static>) -> R) -> R {
     f(guard.as_mut().expect("mm::init has not run"))
 }
 
-/// One frame, or `None` when physical memory is exhausted. The contents are undefined.
+/// One frame, or `None` when physical memory is exhausted (down to the heap reserve, outside
+/// [`for_heap`]). The contents are undefined.
 pub fn alloc_frame() -> Option<u64> {
-    with(|pmm| pmm.alloc())
+    with(|pmm| if may_take(pmm, 1) { pmm.alloc() } else { None })
 }
 
-/// `count` physically contiguous frames aligned to `align_frames` frames.
+/// `count` physically contiguous frames aligned to `align_frames` frames (the heap reserve
+/// stays, as for [`alloc_frame`]).
 pub fn alloc_contiguous(count: u64, align_frames: u64) -> Result<u64, MmError> {
-    with(|pmm| pmm.alloc_contiguous(count, align_frames))?.ok_or(MmError::OutOfMemory)
+    with(|pmm| {
+        if may_take(pmm, count) {
+            pmm.alloc_contiguous(count, align_frames)
+        } else {
+            Ok(None)
+        }
+    })?
+    .ok_or(MmError::OutOfMemory)
 }
 
 /// Returns one frame. Double frees and foreign addresses are refused with an error.

@@ -25,6 +25,7 @@ use hsync_kcore::mem::RegionKind;
 use spin::Mutex;
 use x86_64::VirtAddr;
 
+use super::memory::Memory;
 use super::{MmError, pmm};
 use crate::arch::paging::{
     self, Cache, Flags, PAGE_2M, PAGE_4K, PageSize, PageTables, TableFrames, Translation,
@@ -359,6 +360,93 @@ fn map_fresh(k: &mut KernelSpace, virt: u64, pages: u64) -> Result<(), MmError> 
         }
     }
     Ok(())
+}
+
+/// Unmaps `pages` pages mapped by [`map_fresh_locked`] from the top down, freeing their frames
+/// (the heap's shrinking); stops at the first page that is not mapped. Returns how many pages
+/// (counted from `virt + pages` downwards) were unmapped; the heap keeps the rest.
+pub(super) fn unmap_fresh_locked(virt: u64, pages: u64) -> u64 {
+    let mut guard = KSPACE.lock();
+    let Some(k) = guard.as_mut() else { return 0 };
+    let mut done = 0;
+    for i in (0..pages).rev() {
+        match k.tables.unmap_4k(virt + i * PAGE_4K) {
+            Ok(phys) => {
+                if let Err(e) = pmm::free_frame(phys) {
+                    log::error!("heap: freeing {phys:#x}: {e:?}");
+                }
+                done += 1;
+            }
+            Err(_) => break,
+        }
+    }
+    done
+}
+
+/// Where `process_create` sees an image: a region of the scratch slot, one image at a time.
+const IMAGE_WINDOW: u64 = SCRATCH_BASE + (1 << 38);
+/// The largest image the window shows (256 GiB, far beyond any RAM here).
+const IMAGE_WINDOW_SIZE: u64 = 1 << 38;
+/// Held while the window shows an image.
+static IMAGE_LOCK: Mutex<()> = Mutex::new(());
+
+/// Runs `f` on the bytes of RAM `mem`, mapped read-only and contiguous in the image window —
+/// the image is parsed in place, page by page through the page tables, without a copy.
+/// The window is unmapped again before this returns (its page tables stay, at most one frame
+/// per 2 MiB of the largest image seen). Errors: `BadRange` for device memory or an image
+/// larger than the window, `OutOfMemory` for page tables.
+///
+/// With more CPUs, the unmapping needs the same TLB shootdown as a freed kernel stack.
+pub fn with_image<R>(mem: &Memory, f: impl FnOnce(&[u8]) -> R) -> Result<R, MmError> {
+    let pages = mem.pages() as u64;
+    if mem.is_device() || pages == 0 || pages * PAGE_4K > IMAGE_WINDOW_SIZE {
+        return Err(MmError::BadRange);
+    }
+    let _window = IMAGE_LOCK.lock();
+    let unmap = |k: &mut KernelSpace, n: u64| {
+        for i in 0..n {
+            // The frames belong to `mem`: unmapped, never freed here.
+            let _ = k.tables.unmap_4k(IMAGE_WINDOW + i * PAGE_4K);
+        }
+    };
+    with(|k| {
+        let mut frames = PmmTables { hhdm: k.hhdm };
+        let flags = Flags::NO_EXECUTE | k.global;
+        for i in 0..pages {
+            let mapped = mem
+                .phys(i as usize)
+                .ok_or(MmError::BadRange)
+                .and_then(|phys| {
+                    k.tables
+                        .map(
+                            IMAGE_WINDOW + i * PAGE_4K,
+                            phys,
+                            PageSize::Size4K,
+                            flags,
+                            Cache::WriteBack,
+                            &mut frames,
+                        )
+                        .map_err(MmError::from)
+                });
+            if let Err(e) = mapped {
+                unmap(k, i);
+                return Err(e);
+            }
+        }
+        Ok(())
+    })?;
+    // SAFETY: `IMAGE_WINDOW..+pages * 4 KiB` was just mapped read-only over `mem`'s frames,
+    // which `mem` keeps alive for this call; the window lock keeps anyone else from remapping
+    // it until it is unmapped below, after `f` (which cannot keep the borrow) returned. The
+    // bytes do not change while `f` reads them: user mappings of the frame exist, but the one
+    // CPU runs kernel code with interrupts off, so no user code runs meanwhile. (With more
+    // CPUs a writer elsewhere could race: then `with_image` must copy page by page instead.)
+    let image = unsafe {
+        core::slice::from_raw_parts(IMAGE_WINDOW as *const u8, (pages * PAGE_4K) as usize)
+    };
+    let r = f(image);
+    with(|k| unmap(k, pages));
+    Ok(r)
 }
 
 /// [`map_fresh`] taking the lock (for the heap's growth). Fails with `NotReady` before

@@ -65,6 +65,7 @@ macro_rules! ok {
     };
 }
 
+mod exhaustion;
 mod fastpath;
 mod fpu;
 pub mod hw;
@@ -179,6 +180,7 @@ pub fn run(elf: &[u8], args: StartArgs) -> i32 {
         .chain(fastpath::TESTS)
         .chain(teardown::TESTS)
         .chain(lifetime::TESTS)
+        .chain(exhaustion::TESTS)
     {
         r.run(&mut ctx, name, f);
     }
