@@ -115,6 +115,7 @@ pub fn build(release: bool) -> Result<Artifacts> {
         std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
     };
     let (root, selftest) = (read("hsync-root")?, read("hsync-selftest")?);
+    check_elf_kernel(&dir.join("hsync-kernel"))?;
     let pack = |name: &str, files: &[(&str, &[u8])]| -> Result<PathBuf> {
         let path = out_dir().join(name);
         write_initfs(&path, files)?;
@@ -125,6 +126,12 @@ pub fn build(release: bool) -> Result<Artifacts> {
         .iter()
         .map(|c| Ok((c.as_str(), read(c)?)))
         .collect::<Result<Vec<_>>>()?;
+    for (name, elf) in [("hsync-root", &root), ("hsync-selftest", &selftest)]
+        .into_iter()
+        .chain(servers.iter().map(|(c, e)| (*c, e)))
+    {
+        check_elf_user(name, elf)?;
+    }
     let mut normal = vec![
         ("root", root.as_slice()),
         (hsync_initfs::manifest::FILE_NAME, plan.table.as_slice()),
@@ -145,6 +152,22 @@ pub fn build(release: bool) -> Result<Artifacts> {
             &[("root", &selftest), ("bench", b"icount\n")],
         )?,
     })
+}
+
+/// The kernel's loader would refuse `elf` (the same checks, `hsync_kcore::elf::plan`): a build
+/// error naming the program, not a fault at boot.
+pub fn check_elf_user(name: &str, elf: &[u8]) -> Result<()> {
+    hsync_kcore::elf::plan(elf)
+        .map(|_| ())
+        .map_err(|e| format!("{name}: the kernel's ELF loader refuses this program: {e:?}"))
+}
+
+/// The shim would refuse the kernel (`hsync_bootcore::elf::plan`).
+fn check_elf_kernel(path: &Path) -> Result<()> {
+    let elf = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    hsync_bootcore::elf::plan(&elf)
+        .map(|_| ())
+        .map_err(|e| format!("{}: the shim refuses this kernel: {e:?}", path.display()))
 }
 
 /// An initfs with the `version` file and `files`.

@@ -10,6 +10,7 @@ const HOST: &[&str] = &[
     "hsync-initfs",
     "hsync-bootcore",
     "hsync-kcore",
+    "hsync-elf",
     "hsync-abi",
     "libhsync",
     "hsync-phase-core",
@@ -25,6 +26,7 @@ const BARE: &[&str] = &[
     "hsync-selftest",
     "hsync-initfs",
     "hsync-abi",
+    "hsync-elf",
 ];
 
 /// Runs every check, failing on the first problem.

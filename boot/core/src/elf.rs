@@ -1,70 +1,40 @@
 //! Validating the kernel ELF and planning where its segments go.
 //!
-//! Hand-written rather than `goblin`: we need ten header fields and the program headers of a
-//! file that is untrusted input, read with explicit bounds checks from an unaligned byte slice,
-//! without an allocator; that is shorter to write and to review than adapting a general parser.
+//! Reading the file is [`hsync_elf`]'s, the one ELF reader (on the `elf` crate, without an
+//! allocator): header, program headers, file bounds, W^X, page sharing, the entry point inside an
+//! executable segment. This module adds the Limine protocol's placement.
 //!
 //! The plan follows the Limine protocol: the image is one physically contiguous block covering
 //! `[vbase, vbase + span)` (page-rounded), every `PT_LOAD` keeps its link address, and each page
 //! gets the permissions of the one segment that owns it (read always; write from `PF_W`;
-//! execute from `PF_X`). Two segments sharing a page would need conflicting permissions, so that
-//! is rejected.
+//! execute from `PF_X`). Two segments sharing a page would need conflicting permissions, so the
+//! reader refuses that.
 
-use crate::{FixedVec, PAGE, align_down, align_up};
+use crate::FixedVec;
+
+pub use hsync_elf::Segment;
 
 /// The lowest address a Limine kernel may be linked at (the top 2 GiB).
 pub const KERNEL_MIN_VADDR: u64 = 0xffff_ffff_8000_0000;
 
-const PT_LOAD: u32 = 1;
-const PF_X: u32 = 1;
-const PF_W: u32 = 2;
-
 /// Why a kernel ELF was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
-    /// Not an ELF64 little-endian x86-64 executable (`ET_EXEC`).
-    NotX86_64Executable,
-    /// A header or segment lies outside the file.
-    Truncated,
-    /// No `PT_LOAD` segments.
-    NoSegments,
-    /// More than [`MAX_SEGMENTS`] loadable segments.
-    TooManySegments,
-    /// A segment below [`KERNEL_MIN_VADDR`], wrapping around, or with `filesz > memsz`.
+    /// The reader refused the file (not an x86-64 `ET_EXEC`, truncated, W+X, shared pages,
+    /// entry outside the text, ...).
+    Elf(hsync_elf::Error),
+    /// A segment below [`KERNEL_MIN_VADDR`].
     BadSegment,
-    /// Segments out of order or sharing a page.
-    OverlappingSegments,
-    /// The entry point is not inside an executable segment.
-    BadEntry,
+}
+
+impl From<hsync_elf::Error> for Error {
+    fn from(e: hsync_elf::Error) -> Self {
+        Error::Elf(e)
+    }
 }
 
 /// Upper bound on loadable segments (the kernel has three).
 pub const MAX_SEGMENTS: usize = 8;
-
-/// One loadable segment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Segment {
-    /// Link address of the first byte.
-    pub vaddr: u64,
-    /// Bytes in memory (the tail past `filesz` is zero).
-    pub memsz: u64,
-    /// Offset of the first byte in the file.
-    pub offset: u64,
-    /// Bytes present in the file.
-    pub filesz: u64,
-    /// `PF_W`.
-    pub writable: bool,
-    /// `PF_X`.
-    pub executable: bool,
-}
-
-impl Segment {
-    /// The page-aligned virtual range this segment's pages cover.
-    pub fn pages(&self) -> (u64, u64) {
-        let end = align_up(self.vaddr + self.memsz, PAGE).unwrap_or(u64::MAX);
-        (align_down(self.vaddr, PAGE), end)
-    }
-}
 
 /// How to load a kernel.
 #[derive(Clone, Copy, Debug)]
@@ -79,103 +49,40 @@ pub struct Plan {
     pub entry: u64,
 }
 
-fn u16_at(b: &[u8], off: usize) -> Result<u16, Error> {
-    let s = b.get(off..off + 2).ok_or(Error::Truncated)?;
-    Ok(u16::from_le_bytes([s[0], s[1]]))
-}
-
-fn u32_at(b: &[u8], off: usize) -> Result<u32, Error> {
-    let s = b.get(off..off + 4).ok_or(Error::Truncated)?;
-    Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-fn u64_at(b: &[u8], off: usize) -> Result<u64, Error> {
-    let s = b.get(off..off + 8).ok_or(Error::Truncated)?;
-    let mut v = [0; 8];
-    v.copy_from_slice(s);
-    Ok(u64::from_le_bytes(v))
-}
-
 /// Validates `file` and plans its loading.
 pub fn plan(file: &[u8]) -> Result<Plan, Error> {
-    // e_ident: magic, ELFCLASS64, ELFDATA2LSB, EV_CURRENT; e_type ET_EXEC; e_machine EM_X86_64.
-    let ident_ok = file.get(..7) == Some(&[0x7f, b'E', b'L', b'F', 2, 1, 1]);
-    if !ident_ok || u16_at(file, 16)? != 2 || u16_at(file, 18)? != 62 {
-        return Err(Error::NotX86_64Executable);
-    }
-    let entry = u64_at(file, 24)?;
-    let phoff = usize::try_from(u64_at(file, 32)?).map_err(|_| Error::Truncated)?;
-    let phentsize = usize::from(u16_at(file, 54)?);
-    let phnum = usize::from(u16_at(file, 56)?);
-    if phentsize < 56 {
-        return Err(Error::Truncated);
-    }
-
+    let exe = hsync_elf::read::<MAX_SEGMENTS>(file)?;
     let mut segments: FixedVec<Segment, MAX_SEGMENTS> = FixedVec::default();
-    for i in 0..phnum {
-        let ph = phoff
-            .checked_add(i.checked_mul(phentsize).ok_or(Error::Truncated)?)
-            .ok_or(Error::Truncated)?;
-        if u32_at(file, ph)? != PT_LOAD {
-            continue;
-        }
-        let flags = u32_at(file, ph + 4)?;
-        let seg = Segment {
-            offset: u64_at(file, ph + 8)?,
-            vaddr: u64_at(file, ph + 16)?,
-            filesz: u64_at(file, ph + 32)?,
-            memsz: u64_at(file, ph + 40)?,
-            writable: flags & PF_W != 0,
-            executable: flags & PF_X != 0,
-        };
-        if seg.memsz == 0 {
-            continue;
-        }
-        let in_file = seg
-            .offset
-            .checked_add(seg.filesz)
-            .is_some_and(|e| e <= file.len() as u64);
-        if !in_file {
-            return Err(Error::Truncated);
-        }
-        let fits = seg
-            .vaddr
-            .checked_add(seg.memsz)
-            .is_some_and(|e| e <= u64::MAX - PAGE);
-        if seg.vaddr < KERNEL_MIN_VADDR || !fits || seg.filesz > seg.memsz {
+    for s in exe.segments() {
+        if s.vaddr < KERNEL_MIN_VADDR {
             return Err(Error::BadSegment);
         }
-        segments.push(seg).map_err(|()| Error::TooManySegments)?;
+        // Never fails: the reader holds at most MAX_SEGMENTS.
+        segments
+            .push(*s)
+            .map_err(|()| hsync_elf::Error::TooManySegments)?;
     }
-
     let segs = segments.as_slice();
     let (Some(first), Some(last)) = (segs.first(), segs.last()) else {
-        return Err(Error::NoSegments);
+        return Err(hsync_elf::Error::NoSegments.into());
     };
-    // Program headers must be sorted by vaddr (ELF spec); also forbid page sharing.
-    if segs.windows(2).any(|w| w[0].pages().1 > w[1].pages().0) {
-        return Err(Error::OverlappingSegments);
-    }
-    if !segs
-        .iter()
-        .any(|s| s.executable && (s.vaddr..s.vaddr + s.memsz).contains(&entry))
-    {
-        return Err(Error::BadEntry);
-    }
     let vbase = first.pages().0;
     Ok(Plan {
         segments,
         vbase,
         span: last.pages().1 - vbase,
-        entry,
+        entry: exe.entry,
     })
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::PAGE;
     extern crate std;
     use std::vec::Vec;
+
+    const PT_LOAD: u32 = 1;
 
     /// (vaddr, filesz, memsz, flags) → a minimal ELF64 file with those PT_LOADs; segment data is
     /// filled with the segment's index + 1.
@@ -238,23 +145,59 @@ pub(crate) mod tests {
 
     #[test]
     fn rejects_bad_files() {
+        let refused = |e| Error::Elf(e);
         assert_eq!(
             plan(b"not an elf at all, sorry").unwrap_err(),
-            Error::NotX86_64Executable
+            refused(hsync_elf::Error::NotElf)
         );
         let low = build(0x100000, &[(0x100000, 0x10, 0x10, 5)]);
         assert_eq!(plan(&low).unwrap_err(), Error::BadSegment);
         let shared = build(K, &[(K, 0x10, 0x10, 5), (K + 0x800, 0x10, 0x10, 6)]);
-        assert_eq!(plan(&shared).unwrap_err(), Error::OverlappingSegments);
+        assert_eq!(
+            plan(&shared).unwrap_err(),
+            refused(hsync_elf::Error::Overlap)
+        );
         let entry_in_data = build(
             K + 0x1000,
             &[(K, 0x10, 0x10, 5), (K + 0x1000, 0x10, 0x10, 6)],
         );
-        assert_eq!(plan(&entry_in_data).unwrap_err(), Error::BadEntry);
+        assert_eq!(
+            plan(&entry_in_data).unwrap_err(),
+            refused(hsync_elf::Error::BadEntry)
+        );
         let bss_only_file = build(K, &[(K, 0x20, 0x10, 5)]);
-        assert_eq!(plan(&bss_only_file).unwrap_err(), Error::BadSegment);
+        assert_eq!(
+            plan(&bss_only_file).unwrap_err(),
+            refused(hsync_elf::Error::FileRange)
+        );
+        let wx = build(K, &[(K, 0x10, 0x10, 7)]);
+        assert_eq!(
+            plan(&wx).unwrap_err(),
+            refused(hsync_elf::Error::WriteExecute)
+        );
         let mut cut = build(K, &[(K, 0x100, 0x100, 5)]);
         cut.truncate(cut.len() - 1);
-        assert_eq!(plan(&cut).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            plan(&cut).unwrap_err(),
+            refused(hsync_elf::Error::FileRange)
+        );
+    }
+
+    #[test]
+    fn mutated_kernels_never_panic_and_stay_in_the_top_2_gib() {
+        let mut f = build(
+            K + 0x10,
+            &[
+                (K, 0x1234, 0x1234, 5),
+                (K + 0x2000, 0x10, 0x10, 4),
+                (K + 0x3000, 0x8, 0x3000, 6),
+            ],
+        );
+        hsync_elf::build::mutations(&mut f, 64 + 3 * 56, 8, |m| {
+            if let Ok(p) = plan(m) {
+                assert!(p.vbase >= KERNEL_MIN_VADDR);
+                assert!(p.segments.as_slice().iter().all(|s| s.vaddr >= p.vbase));
+            }
+        });
     }
 }

@@ -12,6 +12,7 @@ pub const HOST_CRATES: &[&str] = &[
     "hsync-initfs",
     "hsync-bootcore",
     "hsync-kcore",
+    "hsync-elf",
     "hsync-abi",
     "libhsync",
     "xtask",

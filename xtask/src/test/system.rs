@@ -7,7 +7,9 @@
 //! - `system-restart` boots root with a test manifest (below): `echo` (the template server) and
 //!   `crasher` (servers/test/crasher), which uses the root protocol, overflows its stack once,
 //!   and after root restarts it checks `status`, `connect`, `kill` and `restart`; `mute` (the
-//!   crasher's image under another name) never reports ready, and boot goes on without it.
+//!   crasher's image under another name) never reports ready, and boot goes on without it;
+//!   `broken`'s image is a malformed ELF (the template server cut short, so its segments run
+//!   past the end of the file): root names the loader's refusal and nothing else fails.
 
 use super::{Case, Ctx, check, no_panic};
 use crate::Result;
@@ -31,7 +33,14 @@ restart-limit = 2
 [server.mute]
 crate = "hsync-test-crasher"
 priority = 10
+
+[server.broken]
+crate = "hsync-broken"
+priority = 10
 "#;
+
+/// Bytes of the template server's ELF that `broken` gets: the headers and a little more.
+const BROKEN_LEN: usize = 512;
 
 /// The names `system ready` must list for the normal image: manifest servers in start order
 /// whose crate is a workspace member (so it is packed) and whose exporters are all listed.
@@ -78,10 +87,9 @@ fn keeps_running(suite: &str, run: &Captured) -> Case {
     )
 }
 
-/// The normal image reaches `system ready` with the expected servers.
-pub fn judge_system(suite: &str, run: &Captured) -> Vec<Case> {
-    let out = &run.output;
-    let ready = match expected_ready() {
+/// `out` holds exactly one `system ready` line, naming the servers [`expected_ready`] names.
+pub fn judge_ready(suite: &str, out: &str) -> Case {
+    match expected_ready() {
         Ok(names) => ready_case(suite, out, &names),
         Err(e) => check(
             suite,
@@ -89,9 +97,14 @@ pub fn judge_system(suite: &str, run: &Captured) -> Vec<Case> {
             false,
             format!("cannot read the manifest: {e}"),
         ),
-    };
+    }
+}
+
+/// The normal image reaches `system ready` with the expected servers.
+pub fn judge_system(suite: &str, run: &Captured) -> Vec<Case> {
+    let out = &run.output;
     vec![
-        ready,
+        judge_ready(suite, out),
         check(
             suite,
             "no_fault",
@@ -129,6 +142,11 @@ pub fn boot_restart(ctx: &mut Ctx) -> Result<Boot> {
         let elf = std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
         b.add(file, elf).map_err(|e| e.to_string())?;
     }
+    let template = dir.join("hsync-template");
+    let mut elf =
+        std::fs::read(&template).map_err(|e| format!("cannot read {}: {e}", template.display()))?;
+    elf.truncate(BROKEN_LEN);
+    b.add("hsync-broken", elf).map_err(|e| e.to_string())?;
     let path = artifacts::out_dir().join("initfs-system-restart.img");
     artifacts::write_file(&path, &b.finish())?;
     Ok(qemu::boot_with_initfs(&ctx.system, &path, ""))
@@ -171,6 +189,12 @@ pub fn judge_restart(suite: &str, run: &Captured) -> Vec<Case> {
             has("root: `mute` has not reported ready after 5 s; going on without it")
                 && has("root: not running: mute"),
             "root did not go on without a server that never reports ready",
+        ),
+        check(
+            suite,
+            "malformed_elf",
+            has("root: not starting `broken`: spawn: BadElf"),
+            "root did not name the loader's refusal of a malformed ELF",
         ),
         check(
             suite,
