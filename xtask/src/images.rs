@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::Result;
 use crate::artifacts::{TARGET, cargo_build_target, out_dir, root, target_dir, write_file};
-use crate::tools::{cargo, require, run_checked, step};
+use crate::tools::{cargo, require, run_checked, run_quiet, step};
 
 /// Kernel command line the probe expects to receive verbatim.
 pub const PROBE_CMDLINE: &str = "probe a=1 b=two";
@@ -116,15 +116,7 @@ pub fn grub_iso(iso_name: &str, shim: &Path, modules: &[IsoModule<'_>]) -> Resul
         .arg(&iso)
         .arg(format!("--install-modules={install}"));
     cmd.args(["--locales=", "--fonts=", "--themes="]).arg(&tree);
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run grub-mkrescue: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "grub-mkrescue failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
+    run_quiet(&mut cmd)?;
     Ok(iso)
 }
 
@@ -166,26 +158,55 @@ pub fn system_iso(a: &crate::artifacts::Artifacts, cmdline: &str) -> Result<Path
             args: "initfs",
         },
     ];
-    let built = grub_iso("hsync-os.iso", &a.shim, &modules)?;
+    publish(&grub_iso("hsync-os.iso", &a.shim, &modules)?)
+}
+
+/// Copies a built image to [`iso_path`].
+fn publish(built: &Path) -> Result<PathBuf> {
     let iso = iso_path();
-    std::fs::copy(&built, &iso).map_err(|e| format!("copy {}: {e}", built.display()))?;
+    std::fs::copy(built, &iso).map_err(|e| format!("copy {}: {e}", built.display()))?;
     Ok(iso)
+}
+
+/// The Limine release folder: `--limine DIR`, else `LIMINE_DIR` (when set and not empty).
+pub fn limine_dir(arg: Option<PathBuf>) -> Option<PathBuf> {
+    arg.or_else(|| {
+        std::env::var_os("LIMINE_DIR")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+    })
+}
+
+/// A checked Limine release folder and the `limine` host tool to use with it.
+pub struct Limine {
+    /// The folder (`BOOTX64.EFI`, `limine-bios.sys`, ...).
+    pub dir: PathBuf,
+    /// Its `limine` executable, or the one built from its `limine.c` under `target/`.
+    pub tool: PathBuf,
+}
+
+impl Limine {
+    /// Checks `dir` and finds or builds its host tool (cached in `target/limine-tool/`).
+    pub fn prepare(dir: &Path) -> Result<Limine> {
+        limine_validate(dir)?;
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+        let tool = limine_tool(dir, &target_dir().join("limine-tool"), &cc)?;
+        Ok(Limine {
+            dir: dir.to_owned(),
+            tool,
+        })
+    }
 }
 
 /// `cargo xtask iso`: GRUB by default, Limine with `--limine DIR` or `LIMINE_DIR`.
 pub fn iso_command(release: bool, limine: Option<PathBuf>, cmdline: &str) -> Result<PathBuf> {
-    let limine = limine.or_else(|| {
-        std::env::var_os("LIMINE_DIR")
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-    });
-    // Check the Limine directory before spending time on the build.
-    let limine_tool = limine.as_deref().map(limine_validate).transpose()?;
+    // Check the Limine folder (and build its tool) before spending time on the system build.
+    let limine = limine_dir(limine)
+        .as_deref()
+        .map(Limine::prepare)
+        .transpose()?;
     let a = crate::artifacts::build(release)?;
-    let iso = match (limine.as_deref(), limine_tool) {
-        (Some(dir), Some(tool)) => limine_iso(&a, dir, &tool, cmdline)?,
-        _ => system_iso(&a, cmdline)?,
-    };
+    let iso = any_iso(&a, limine.as_ref(), cmdline)?;
     let size = std::fs::metadata(&iso).map(|m| m.len()).unwrap_or(0);
     step(&format!(
         "wrote {} ({:.1} MiB); write it to a USB stick with: sudo dd if={} of=/dev/sdX bs=4M \
@@ -206,33 +227,106 @@ pub const LIMINE_FILES: &[&str] = &[
     "BOOTX64.EFI",
 ];
 
-/// Checks a Limine binary release directory; returns its `limine` host tool. The error names
-/// exactly which file is missing.
-pub fn limine_validate(dir: &Path) -> Result<PathBuf> {
+/// Where to get a Limine release, for error messages.
+const LIMINE_FETCH: &str = "a Limine binary release (>= 9), e.g. `git clone \
+    https://github.com/limine-bootloader/limine --branch=v11.x-binary --depth=1`; see \
+    docs/booting.md";
+
+/// Checks a Limine binary release folder; the error names exactly which file is missing.
+pub fn limine_validate(dir: &Path) -> Result<()> {
     if !dir.is_dir() {
         return Err(format!(
-            "Limine directory {} does not exist (expected a Limine binary release, e.g. \
-             `git clone https://github.com/limine-bootloader/limine --branch=v9.x-binary --depth=1`)",
+            "Limine directory {} does not exist (expected {LIMINE_FETCH})",
             dir.display()
         ));
     }
     for f in LIMINE_FILES {
         if !dir.join(f).is_file() {
             return Err(format!(
-                "Limine directory {}: missing {f} (expected a Limine binary release)",
+                "Limine directory {}: missing {f} (expected {LIMINE_FETCH})",
                 dir.display()
             ));
         }
     }
-    let tool = dir.join("limine");
-    if !tool.is_file() {
+    Ok(())
+}
+
+/// The `limine` host tool of release `dir`: `dir/limine` when it is an executable, else built
+/// with the C compiler `cc` from `dir/limine.c` (which embeds `limine-bios-hdd.h`) into
+/// `cache/<hash of the sources>/limine`, so a changed release rebuilds and an unchanged one
+/// does not. `dir` itself is never written (it is read-only in CI).
+pub fn limine_tool(dir: &Path, cache: &Path, cc: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let prebuilt = dir.join("limine");
+    if std::fs::metadata(&prebuilt)
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    {
+        return Ok(prebuilt);
+    }
+    let mut sources = Vec::new();
+    for f in ["limine.c", "limine-bios-hdd.h"] {
+        let bytes = std::fs::read(dir.join(f)).map_err(|_| {
+            format!(
+                "Limine directory {}: no `limine` host tool and no {f} to build it from \
+                 (expected {LIMINE_FETCH})",
+                dir.display()
+            )
+        })?;
+        sources.push(bytes);
+    }
+    let key = fnv1a(sources.iter().flatten().copied());
+    let out_dir = cache.join(format!("{key:016x}"));
+    let tool = out_dir.join("limine");
+    if tool.is_file() {
+        return Ok(tool);
+    }
+    let compiler = if cc.contains('/') {
+        Some(PathBuf::from(cc)).filter(|p| p.is_file())
+    } else {
+        require(cc, "gcc").ok()
+    };
+    let Some(compiler) = compiler else {
         return Err(format!(
-            "Limine directory {}: missing the `limine` host tool (build it with `make -C {}`)",
-            dir.display(),
-            dir.display()
+            "C compiler `{cc}` not found: building the Limine host tool from {} needs one; \
+             install it with: sudo apt-get install gcc (or set CC, or put a prebuilt `limine` \
+             executable in that folder)",
+            dir.join("limine.c").display()
+        ));
+    };
+    step(&format!(
+        "building the Limine host tool from {}",
+        dir.join("limine.c").display()
+    ));
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    // Build beside the final name and rename, so an interrupted build never leaves a tool.
+    let partial = out_dir.join("limine.partial");
+    let out = Command::new(compiler)
+        .args(["-O2", "-std=c99", "-I"])
+        .arg(dir)
+        .arg(dir.join("limine.c"))
+        .arg("-o")
+        .arg(&partial)
+        .output()
+        .map_err(|e| format!("cannot run `{cc}`: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "building the Limine host tool failed ({cc} {}):\n{}",
+            dir.join("limine.c").display(),
+            String::from_utf8_lossy(&out.stderr)
         ));
     }
+    std::fs::rename(&partial, &tool)
+        .map_err(|e| format!("cannot write {}: {e}", tool.display()))?;
     Ok(tool)
+}
+
+/// 64-bit FNV-1a: a stable content hash for cache keys (std's hasher may change between
+/// releases).
+fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// `limine.conf` for the system: the kernel through the Limine protocol with `cmdline`, and the
@@ -313,21 +407,35 @@ pub fn limine_xorriso_args(tree: &Path, iso: &Path) -> Vec<std::ffi::OsString> {
     args
 }
 
-/// A Limine hybrid ISO of the system (no shim): tree, xorriso, `limine bios-install`.
-fn limine_iso(
+/// A Limine hybrid ISO of the system (no shim) as `out_dir()/iso_name`, laid out in
+/// `<iso_name>.d`: xorriso, then `limine bios-install` (so it also boots from a BIOS USB stick).
+pub fn limine_iso(
     a: &crate::artifacts::Artifacts,
-    dir: &Path,
-    tool: &Path,
+    limine: &Limine,
+    iso_name: &str,
     cmdline: &str,
 ) -> Result<PathBuf> {
     let xorriso = require("xorriso", "xorriso")?;
-    step("building Limine ISO hsync-os.iso");
-    let tree = out_dir().join("hsync-os-limine.d");
-    limine_tree(&tree, dir, &a.kernel, &a.initfs, cmdline)?;
-    let iso = iso_path();
-    run_checked(Command::new(xorriso).args(limine_xorriso_args(&tree, &iso)))?;
-    run_checked(Command::new(tool).arg("bios-install").arg(&iso))?;
+    step(&format!("building Limine ISO {iso_name}"));
+    let tree = out_dir().join(format!("{iso_name}.d"));
+    limine_tree(&tree, &limine.dir, &a.kernel, &a.initfs, cmdline)?;
+    let iso = out_dir().join(iso_name);
+    run_quiet(Command::new(xorriso).args(limine_xorriso_args(&tree, &iso)))?;
+    run_quiet(Command::new(&limine.tool).arg("bios-install").arg(&iso))?;
     Ok(iso)
+}
+
+/// The ISO of `cargo xtask iso` and `cargo xtask run --iso`, copied to [`iso_path`]: Limine
+/// when `limine` is given, else GRUB + the shim.
+pub fn any_iso(
+    a: &crate::artifacts::Artifacts,
+    limine: Option<&Limine>,
+    cmdline: &str,
+) -> Result<PathBuf> {
+    let Some(limine) = limine else {
+        return system_iso(a, cmdline);
+    };
+    publish(&limine_iso(a, limine, "hsync-os-limine.iso", cmdline)?)
 }
 
 #[cfg(test)]
@@ -338,7 +446,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("xtask-limine-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        for f in LIMINE_FILES.iter().chain(&["limine"]) {
+        for f in LIMINE_FILES {
             if Some(*f) != skip {
                 std::fs::write(dir.join(f), b"").unwrap();
             }
@@ -349,19 +457,68 @@ mod tests {
     #[test]
     fn limine_validation_names_the_missing_file() {
         let ok = fake_limine("ok", None);
-        assert_eq!(limine_validate(&ok).unwrap(), ok.join("limine"));
-        for missing in LIMINE_FILES.iter().chain(&["limine"]) {
+        limine_validate(&ok).unwrap();
+        for missing in LIMINE_FILES {
             let dir = fake_limine(&format!("no-{missing}"), Some(missing));
             let err = limine_validate(&dir).unwrap_err();
-            assert!(err.contains(&format!("missing {missing}")) || err.contains("`limine`"));
-            if *missing == "limine" {
-                assert!(err.contains("host tool"), "{err}");
-            }
+            assert!(err.contains(&format!("missing {missing}")), "{err}");
             std::fs::remove_dir_all(&dir).unwrap();
         }
         let err = limine_validate(&ok.join("nope")).unwrap_err();
         assert!(err.contains("does not exist"), "{err}");
         std::fs::remove_dir_all(&ok).unwrap();
+    }
+
+    #[test]
+    fn limine_tool_prebuilt_built_cached_or_a_clear_error() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = fake_limine("tool", None);
+        let cache = dir.join("cache");
+        // Neither a tool nor its source.
+        let err = limine_tool(&dir, &cache, "cc").unwrap_err();
+        assert!(
+            err.contains("no `limine` host tool and no limine.c"),
+            "{err}"
+        );
+        std::fs::write(
+            dir.join("limine.c"),
+            "#include \"limine-bios-hdd.h\"\nint main(void) { return N; }\n",
+        )
+        .unwrap();
+        let err = limine_tool(&dir, &cache, "cc").unwrap_err();
+        assert!(err.contains("limine-bios-hdd.h"), "{err}");
+        std::fs::write(dir.join("limine-bios-hdd.h"), "#define N 7\n").unwrap();
+        // No compiler: the message names the Debian package.
+        let err = limine_tool(&dir, &cache, "no-such-cc-xtask").unwrap_err();
+        assert!(err.contains("sudo apt-get install gcc"), "{err}");
+        assert!(!cache.exists(), "nothing built without a compiler");
+        if require("cc", "gcc").is_ok() {
+            let tool = limine_tool(&dir, &cache, "cc").unwrap();
+            assert!(tool.starts_with(&cache));
+            let status = Command::new(&tool).status().unwrap();
+            assert_eq!(status.code(), Some(7), "the tool built from limine.c runs");
+            // Cached: the same path, not rebuilt (a compiler that does not exist is not asked).
+            assert_eq!(limine_tool(&dir, &cache, "no-such-cc-xtask").unwrap(), tool);
+            // A changed source is a new build.
+            std::fs::write(dir.join("limine-bios-hdd.h"), "#define N 9\n").unwrap();
+            let rebuilt = limine_tool(&dir, &cache, "cc").unwrap();
+            assert_ne!(rebuilt, tool);
+            assert_eq!(Command::new(&rebuilt).status().unwrap().code(), Some(9));
+        }
+        // A prebuilt executable in the folder wins; a non-executable file named `limine` does not.
+        std::fs::write(dir.join("limine"), b"").unwrap();
+        assert_ne!(
+            limine_tool(&dir, &cache, "no-such-cc-xtask").ok(),
+            Some(dir.join("limine"))
+        );
+        let mut perm = std::fs::metadata(dir.join("limine")).unwrap().permissions();
+        perm.set_mode(0o755);
+        std::fs::set_permissions(dir.join("limine"), perm).unwrap();
+        assert_eq!(
+            limine_tool(&dir, &cache, "no-such-cc-xtask").unwrap(),
+            dir.join("limine")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -39,7 +39,8 @@ enum Command {
     ///
     /// Exit status: 0 when the guest powers off, 124 after --timeout, non-zero on a kernel panic.
     Run(RunArgs),
-    /// Run every host unit test and every in-QEMU suite; ends with `N passed, N failed`.
+    /// Run every host unit test and every in-QEMU suite; ends with
+    /// `N passed, N failed, N skipped`.
     Test {
         /// Only run suites/host crates whose name contains this string.
         #[arg(long)]
@@ -47,6 +48,10 @@ enum Command {
         /// Build with the release profile.
         #[arg(long)]
         release: bool,
+        /// A Limine binary release directory (default: $LIMINE_DIR) for the `limine-*` suites;
+        /// without one they are skipped.
+        #[arg(long, value_name = "DIR")]
+        limine: Option<std::path::PathBuf>,
     },
     /// Write `target/hsync-os.iso`, a hybrid BIOS/UEFI image for CD or USB stick (see
     /// docs/hardware.md): GRUB + the shim (Multiboot2) by default, Limine with --limine DIR or
@@ -122,9 +127,14 @@ pub struct RunArgs {
     #[arg(long, default_value = "")]
     pub cmdline: String,
     /// Boot `target/hsync-os.iso` (built as by `cargo xtask iso`) from the CD drive instead of
-    /// the direct boot: SeaBIOS on `pc`, or OVMF on `q35` with --uefi.
+    /// the direct boot: SeaBIOS on `pc`, or OVMF on `q35` with --uefi. GRUB + the shim, or
+    /// Limine with --limine DIR / LIMINE_DIR.
     #[arg(long)]
     pub iso: bool,
+    /// With --iso: a Limine binary release directory (default: $LIMINE_DIR); the ISO boots the
+    /// kernel through Limine instead of GRUB + the shim.
+    #[arg(long, value_name = "DIR", requires = "iso")]
+    pub limine: Option<std::path::PathBuf>,
     /// With --iso: boot through UEFI firmware (OVMF, `sudo apt-get install ovmf`).
     #[arg(long, requires = "iso")]
     pub uefi: bool,
@@ -151,7 +161,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build { release } => artifacts::build(release).map(|_| ExitCode::SUCCESS),
         Command::Run(args) => qemu::run(&args),
-        Command::Test { filter, release } => test::run(filter.as_deref(), release),
+        Command::Test {
+            filter,
+            release,
+            limine,
+        } => test::run(filter.as_deref(), release, limine),
         Command::Iso {
             release,
             limine,

@@ -409,6 +409,14 @@ pub fn boot_with_initfs(a: &artifacts::Artifacts, initfs: &Path, cmdline: &str) 
 
 /// `cargo xtask run`.
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
+    // The Limine folder is checked (and its tool built) before the system build.
+    let limine = match args.iso {
+        true => crate::images::limine_dir(args.limine.clone())
+            .as_deref()
+            .map(crate::images::Limine::prepare)
+            .transpose()?,
+        false => None,
+    };
     let a = artifacts::build(args.release)?;
     let machine = Machine {
         accel: args.accel,
@@ -428,7 +436,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     }
     let boot = if args.iso {
         Boot::Cdrom {
-            iso: crate::images::system_iso(&a, &args.cmdline)?,
+            iso: crate::images::any_iso(&a, limine.as_ref(), &args.cmdline)?,
             uefi: args.uefi,
         }
     } else {

@@ -1,4 +1,5 @@
-//! `cargo xtask test`: host unit tests, then in-QEMU suites, then one `N passed, N failed` line.
+//! `cargo xtask test`: host unit tests, then in-QEMU suites, then one
+//! `N passed, N failed, N skipped` line (a suite that cannot run here is skipped, never passed).
 //!
 //! Each QEMU suite is one boot. Kernel-side tests report over serial in the ktest wire format
 //! (`[ktest] start|pass|fail|done ...`); boot suites check what a person would look for in the
@@ -26,6 +27,7 @@ mod host;
 mod iso;
 mod kernel;
 mod lifecycle;
+mod limine;
 mod shell;
 mod system;
 mod user;
@@ -312,9 +314,10 @@ const SUITES: &[Suite] = &[
 ];
 
 /// Runs everything; the exit status is non-zero when anything failed.
-pub fn run(filter: Option<&str>, release: bool) -> Result<ExitCode> {
+pub fn run(filter: Option<&str>, release: bool, limine: Option<PathBuf>) -> Result<ExitCode> {
     let wanted = |name: &str| filter.is_none_or(|f| name.contains(f));
     let mut cases = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
 
     // Protocol crates (`servers/*-api`) hold host-testable encodings: test them too.
     let apis: Vec<String> = artifacts::server_packages()
@@ -337,7 +340,15 @@ pub fn run(filter: Option<&str>, release: bool) -> Result<ExitCode> {
     let want_shell = wanted(shell::SUITE);
     let want_iso = iso::wanted(&wanted);
     let want_lifecycle = wanted(lifecycle::SUITE);
-    if !suites.is_empty() || want_vga || want_drivers || want_shell || want_iso || want_lifecycle {
+    let want_limine = limine::wanted(&wanted);
+    if !suites.is_empty()
+        || want_vga
+        || want_drivers
+        || want_shell
+        || want_iso
+        || want_lifecycle
+        || want_limine
+    {
         let system = artifacts::build(release)?;
         let symbolizer = Symbolizer::new(&system.kernel);
         let mut ctx = Ctx {
@@ -385,6 +396,12 @@ pub fn run(filter: Option<&str>, release: bool) -> Result<ExitCode> {
         if want_lifecycle {
             cases.extend(lifecycle::run(&ctx.system, &symbolizer)?);
         }
+        if want_limine {
+            let dir = images::limine_dir(limine);
+            let report = limine::run(&ctx.system, &symbolizer, &wanted, dir)?;
+            cases.extend(report.cases);
+            skipped.extend(report.skipped);
+        }
     }
     // A copy of the workspace with its own build (test/lifecycle.rs): nothing above needed.
     if wanted(lifecycle::NEW_SERVER_SUITE) {
@@ -395,10 +412,14 @@ pub fn run(filter: Option<&str>, release: bool) -> Result<ExitCode> {
     for c in &failed {
         eprintln!("FAILED {}: {}", c.name, c.detail);
     }
+    for s in &skipped {
+        eprintln!("SKIPPED {s}");
+    }
     println!(
-        "{} passed, {} failed",
+        "{} passed, {} failed, {} skipped",
         cases.len() - failed.len(),
-        failed.len()
+        failed.len(),
+        skipped.len()
     );
     Ok(if failed.is_empty() && !cases.is_empty() {
         ExitCode::SUCCESS

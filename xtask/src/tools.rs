@@ -33,6 +33,24 @@ pub fn run_checked(cmd: &mut Command) -> Result<()> {
     }
 }
 
+/// Runs `cmd` with its output captured (tools that talk a lot, like xorriso), failing with
+/// its command line and what it printed when it does not succeed.
+pub fn run_quiet(cmd: &mut Command) -> Result<()> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "command failed ({}): {cmd:?}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
 /// Prints one progress line.
 pub fn step(what: &str) {
     eprintln!("==> {what}");

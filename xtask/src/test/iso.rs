@@ -43,18 +43,7 @@ pub fn run(
         let (captured, ready) = qemu::run_until(cmd, symbolizer, timeout, "system ready")?;
         let mut results = system::judge_system(name, &captured);
         if uefi {
-            // UEFI has no VGA text mode: the console must come up on the GRUB framebuffer.
-            let on_fb = captured.output.contains("vga: framebuffer console");
-            let why = if on_fb {
-                String::new()
-            } else {
-                "vga did not start a framebuffer console".into()
-            };
-            results.push(Case {
-                name: format!("{name}::framebuffer_console"),
-                passed: on_fb,
-                detail: why,
-            });
+            results.push(framebuffer_console(name, &captured.output));
         }
         let failed = results.iter().filter(|c| !c.passed).count();
         eprintln!(
@@ -73,4 +62,15 @@ pub fn run(
         cases.extend(results);
     }
     Ok(cases)
+}
+
+/// UEFI has no VGA text mode: the vga server's console must come up on the loader's
+/// framebuffer.
+pub fn framebuffer_console(suite: &str, output: &str) -> Case {
+    super::check(
+        suite,
+        "framebuffer_console",
+        output.contains("vga: framebuffer console"),
+        "vga did not start a framebuffer console",
+    )
 }
