@@ -84,6 +84,7 @@ fn profile_dir(release: bool) -> PathBuf {
 
 /// Builds bare-metal crates `packages` (with extra cargo args) for [`TARGET`].
 pub fn cargo_build_target(packages: &[&str], release: bool, extra: &[&str]) -> Result<PathBuf> {
+    crate::toolchain::ensure(false)?;
     let mut cmd = cargo();
     cmd.current_dir(root()).args(["build", "--target", TARGET]);
     for p in packages {

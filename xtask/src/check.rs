@@ -31,6 +31,7 @@ const BARE: &[&str] = &[
 
 /// Runs every check, failing on the first problem.
 pub fn run() -> Result<()> {
+    crate::toolchain::ensure(true)?;
     step("rustfmt --check");
     run_checked(
         cargo()

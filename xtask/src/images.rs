@@ -31,6 +31,7 @@ pub fn pattern() -> Result<PathBuf> {
 /// A separate target dir keeps it from replacing the real shim.
 pub fn pvh_shim(release: bool) -> Result<PathBuf> {
     step("building shim (PVH test variant)");
+    crate::toolchain::ensure(false)?;
     let dir = target_dir().join("pvh-test");
     let mut cmd = cargo();
     cmd.current_dir(root())

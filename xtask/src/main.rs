@@ -13,6 +13,7 @@ mod new_server;
 mod qemu;
 mod symbolize;
 mod test;
+mod toolchain;
 mod tools;
 
 use std::process::ExitCode;
