@@ -1,6 +1,6 @@
 //! Panic handler: message, location, CPU, registers when from an exception, backtrace; then exit.
 //!
-//! Report format (one item per line; xtask symbolizes every higher-half `0x` + 16-hex token):
+//! Report format (one item per line; xtask symbolizes the backtrace frames and `rip=`):
 //!
 //! ```text
 //! KERNEL PANIC on cpu 0

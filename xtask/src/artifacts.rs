@@ -111,8 +111,13 @@ pub fn build(release: bool) -> Result<Artifacts> {
     crates.extend(plan.crates.iter().map(String::as_str));
     let dir = cargo_build_target(&crates, release, &[])?;
     step("packing initfs images");
+    // Release images pack stripped programs; the ELFs with their debug info stay in `dir` for
+    // symbolizing and gdb.
     let read = |name: &str| {
         let p = dir.join(name);
+        if release {
+            return stripped(&p);
+        }
         std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
     };
     let (root, selftest) = (read("hsync-root")?, read("hsync-selftest")?);
@@ -169,6 +174,22 @@ fn check_elf_kernel(path: &Path) -> Result<()> {
     hsync_bootcore::elf::plan(&elf)
         .map(|_| ())
         .map_err(|e| format!("{}: the shim refuses this kernel: {e:?}", path.display()))
+}
+
+/// `elf` without symbols and debug info (binutils' `strip`), written beside xtask's outputs.
+fn stripped(elf: &Path) -> Result<Vec<u8>> {
+    let strip = crate::tools::require("strip", "binutils")?;
+    let name = elf.file_name().ok_or("program path without a name")?;
+    let out = out_dir().join("stripped").join(name);
+    std::fs::create_dir_all(out_dir().join("stripped")).map_err(|e| e.to_string())?;
+    crate::tools::run_quiet(
+        std::process::Command::new(strip)
+            .arg("--strip-all")
+            .arg("-o")
+            .arg(&out)
+            .arg(elf),
+    )?;
+    std::fs::read(&out).map_err(|e| format!("cannot read {}: {e}", out.display()))
 }
 
 /// An initfs with the `version` file and `files`.

@@ -1,17 +1,25 @@
 //! Turns kernel addresses in serial output into `function file:line`.
 //!
-//! The kernel prints addresses as `0x` + 16 hex digits. Every such token in the kernel's half of
-//! the address space is annotated from the kernel ELF's debug info. In backtrace lines
-//! (`#<n> 0x...`) the address is a return address, so the call site (`addr - 1`) is looked up.
+//! The kernel prints addresses as `0x` + 16 hex digits. Only those the log marks as code are
+//! annotated from the kernel ELF's debug info: every address of a backtrace line
+//! (`#<n> 0x...`, a return address, so the call site `addr - 1` is looked up), and an address
+//! right after one of [`CODE_MARKERS`] (`rip=0x...` in a register dump, `rip 0x...` in a fault
+//! report). Other numbers — the kernel's base address, a pointer, a size — stay plain, even when
+//! they happen to fall inside `.text`.
 
 use std::path::Path;
 
 /// Kernel image addresses live in the top 2 GiB.
 const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
 
+/// Text that marks the address right after it as a code address.
+const CODE_MARKERS: &[&str] = &["rip=", "rip ", "breakpoint at "];
+
 /// Symbolizes lines against one ELF file.
 pub struct Symbolizer {
     loader: Option<addr2line::Loader>,
+    /// Lowest address that can be the kernel's ([`KERNEL_BASE`]).
+    min: u64,
     /// The `.text` range: only code addresses are annotated (not data or stack pointers).
     text: Option<(u64, u64)>,
 }
@@ -23,12 +31,13 @@ impl Symbolizer {
         let text = loader.as_ref().and_then(|l| l.get_section_range(b".text"));
         Self {
             loader,
+            min: KERNEL_BASE,
             text: text.map(|r| (r.begin, r.end)),
         }
     }
 
     fn is_code(&self, addr: u64) -> bool {
-        addr >= KERNEL_BASE
+        addr >= self.min
             && self
                 .text
                 .is_none_or(|(begin, end)| (begin..end).contains(&addr))
@@ -51,7 +60,8 @@ impl Symbolizer {
                 .then(|| u64::from_str_radix(&digits[..16], 16).ok())
                 .flatten();
             out.push_str(&token[..2 + hex_len]);
-            if let Some(addr) = value.filter(|&a| self.is_code(a)) {
+            let marked = is_backtrace || CODE_MARKERS.iter().any(|m| before.ends_with(m));
+            if let Some(addr) = value.filter(|&a| marked && self.is_code(a)) {
                 let probe = if is_backtrace { addr - 1 } else { addr };
                 if let Some(sym) = describe(loader, probe) {
                     out.push_str(" [");
@@ -128,6 +138,33 @@ mod tests {
         let s = Symbolizer::new(Path::new("/nonexistent"));
         let line = "  #0 0xffffffff80001234 in 0x12";
         assert_eq!(s.annotate(line), line);
+    }
+
+    #[test]
+    fn only_addresses_marked_as_code_are_symbolized() {
+        // This test binary as the "kernel", with the kernel-half floor lowered to its own code.
+        let me = std::env::current_exe().unwrap();
+        let mut s = Symbolizer::new(&me);
+        s.min = 0;
+        let (begin, _) = s.text.expect("the test binary has a .text section");
+        let code = format!("0x{begin:016x}");
+        // A plain number that happens to be a code address: left alone.
+        let plain = format!("kernel at {code} (phys 0x0000000000200000), size={code}");
+        assert_eq!(s.annotate(&plain), plain);
+        // Marked as code: annotated.
+        for line in [
+            format!("   rip={code} rflags=0x0000000000000002"),
+            format!("page fault: vector 14, error code 0x2, rip {code}, cr2 0x0000000000000000"),
+            format!("  #0 0x{:016x}", begin + 1),
+        ] {
+            let got = s.annotate(&line);
+            assert!(
+                got.len() > line.len() && got.contains(" ["),
+                "{line} -> {got}"
+            );
+            // Only the marked token: cr2 / rflags stay plain.
+            assert_eq!(got.matches(" [").count(), 1, "{got}");
+        }
     }
 
     #[test]
