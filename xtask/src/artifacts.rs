@@ -177,7 +177,7 @@ fn check_elf_kernel(path: &Path) -> Result<()> {
 }
 
 /// `elf` without symbols and debug info (binutils' `strip`), written beside xtask's outputs.
-fn stripped(elf: &Path) -> Result<Vec<u8>> {
+pub fn stripped(elf: &Path) -> Result<Vec<u8>> {
     let strip = crate::tools::require("strip", "binutils")?;
     let name = elf.file_name().ok_or("program path without a name")?;
     let out = out_dir().join("stripped").join(name);

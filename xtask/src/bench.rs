@@ -4,7 +4,12 @@
 //! `-icount shift=0` (where the TSC counts guest instructions) measures the IPC round trip in
 //! instructions (`ipc.call_reply_recv.instructions`). Then the phase engine's host bench
 //! (`hsync-phase-core`'s `phase_bench` example, release) adds single-value figures
-//! (`phase.dudect_t`, `phase.transform_gbps`, ...). Benchmarks are never assertions.
+//! (`phase.dudect_t`, `phase.transform_gbps`, ...). Then the normal image is booted five times,
+//! host-timed from QEMU's start to root's `system ready:` line (`boot.qemu_to_ready`: median,
+//! max as p99, min), and the release images are weighed: `size.kernel` (the kernel stripped),
+//! `size.initfs` (the normal initfs, servers stripped), `size.server.<name>` (each stripped
+//! program; `root` too). `cargo xtask bench --markdown` prints docs/performance.md from the last
+//! `latest.json` without booting anything. Benchmarks are never assertions.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -122,8 +127,27 @@ fn table(figures: &[Figure]) -> String {
     s
 }
 
-/// `cargo xtask bench`.
-pub fn run(debug: bool, smp: u32) -> Result<ExitCode> {
+/// Where `cargo xtask bench` writes its figures.
+fn latest_path() -> std::path::PathBuf {
+    target_dir().join("bench").join("latest.json")
+}
+
+/// `cargo xtask bench [--markdown]`.
+pub fn run(debug: bool, smp: u32, markdown: bool) -> Result<ExitCode> {
+    if markdown {
+        let path = latest_path();
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "cannot read {} ({e}); run `cargo xtask bench` first",
+                path.display()
+            )
+        })?;
+        print!(
+            "{}",
+            crate::bench_doc::markdown(&crate::bench_doc::parse_json(&text)?)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let release = !debug;
     let a = artifacts::build(release)?;
     let symbolizer = Symbolizer::new(&a.kernel);
@@ -175,9 +199,22 @@ pub fn run(debug: bool, smp: u32) -> Result<ExitCode> {
             Vec::new()
         }
     };
+    let mut scalars = scalars;
+    step("boot time: QEMU start to `system ready`, 5 boots");
+    match boot_to_ready(&a, &symbolizer, smp) {
+        Ok(f) => figures.push(f),
+        Err(e) => {
+            ok = false;
+            eprintln!("boot.qemu_to_ready: {e}");
+        }
+    }
+    if release {
+        scalars.extend(sizes(&a)?);
+    }
+    scalars.push(environment(smp));
     print!("{}", table(&figures));
     print!("{}", scalar_table(&scalars));
-    let path = target_dir().join("bench").join("latest.json");
+    let path = latest_path();
     write_file(&path, to_json_with(&figures, &scalars).as_bytes())?;
     step(&format!("wrote {}", path.display()));
     Ok(if ok {
@@ -185,6 +222,112 @@ pub fn run(debug: bool, smp: u32) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Boots the normal image [`BOOTS`] times and times QEMU's start to root's `system ready:` line
+/// on the host (each boot is stopped shortly after the line).
+fn boot_to_ready(a: &artifacts::Artifacts, symbolizer: &Symbolizer, smp: u32) -> Result<Figure> {
+    let mut ns = Vec::new();
+    for i in 0..BOOTS {
+        let machine = Machine {
+            smp,
+            ..Machine::default()
+        };
+        let cmd = qemu::command(&machine, &qemu::system_boot(a, ""))?;
+        let (run, ready) =
+            qemu::run_until(cmd, symbolizer, Duration::from_secs(60), "system ready:")?;
+        let Some(t) = ready else {
+            return Err(format!(
+                "boot {} never printed `system ready:`:\n{}",
+                i + 1,
+                run.output
+            ));
+        };
+        ns.push(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
+    }
+    Ok(distribution("boot.qemu_to_ready", ns))
+}
+
+/// Boots timed for `boot.qemu_to_ready`.
+const BOOTS: usize = 5;
+
+/// A [`Figure`] (unit ns) from a handful of samples: median, max (as p99), min.
+fn distribution(name: &str, mut ns: Vec<u64>) -> Figure {
+    ns.sort_unstable();
+    Figure {
+        name: name.to_owned(),
+        unit: "ns".to_owned(),
+        median: ns.get(ns.len() / 2).copied().unwrap_or(0),
+        p99: ns.last().copied().unwrap_or(0),
+        min: ns.first().copied().unwrap_or(0),
+        iterations: ns.len() as u64,
+        cycles: None,
+    }
+}
+
+/// `size.kernel`, `size.initfs`, `size.server.<name>` of the release build, in bytes.
+fn sizes(a: &artifacts::Artifacts) -> Result<Vec<Scalar>> {
+    let bytes = |name: &str, n: u64, what: &str| Scalar {
+        name: name.to_owned(),
+        unit: "bytes".to_owned(),
+        value: n as f64,
+        extra: vec![("what".to_owned(), what.to_owned())],
+    };
+    let len = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .map(|m| m.len())
+            .map_err(|e| format!("cannot stat {}: {e}", p.display()))
+    };
+    let kernel = artifacts::stripped(&a.kernel)?.len() as u64;
+    let mut out = vec![
+        bytes("size.kernel", kernel, "stripped"),
+        bytes("size.initfs", len(&a.initfs)?, "initfs.img"),
+    ];
+    let mut programs = vec![("root".to_owned(), "hsync-root".to_owned())];
+    for s in crate::manifest::system()?.servers {
+        if !programs.iter().any(|(_, c)| *c == s.binary) {
+            programs.push((s.name, s.binary));
+        }
+    }
+    for (name, krate) in programs {
+        // The copies the release initfs packed (artifacts::build strips them).
+        let p = artifacts::out_dir().join("stripped").join(&krate);
+        if p.is_file() {
+            out.push(bytes(&format!("size.server.{name}"), len(&p)?, "stripped"));
+        }
+    }
+    Ok(out)
+}
+
+/// Where the figures were measured: host CPU, CPUs given to the guest, QEMU's version.
+fn environment(smp: u32) -> Scalar {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|l| l.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let host_cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let qemu = std::process::Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|v| v.lines().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into());
+    Scalar {
+        name: "environment".to_owned(),
+        unit: "info".to_owned(),
+        value: f64::from(smp),
+        extra: vec![
+            ("host_cpu".to_owned(), cpu),
+            ("host_cpus".to_owned(), host_cpus.to_string()),
+            ("qemu".to_owned(), qemu),
+            ("accel".to_owned(), "tcg".to_owned()),
+        ],
+    }
 }
 
 // ---- The phase engine: host-measured scalars ------------------------------------------------
@@ -284,6 +427,7 @@ pub fn to_json_with(figures: &[Figure], scalars: &[Scalar]) -> String {
             if v.parse::<f64>().is_ok_and(f64::is_finite) {
                 out.push_str(&format!(", \"{k}\": {v}"));
             } else {
+                let v = v.replace('\\', "\\\\").replace('"', "\\\"");
                 out.push_str(&format!(", \"{k}\": \"{v}\""));
             }
         }

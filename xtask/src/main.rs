@@ -6,6 +6,7 @@
 
 mod artifacts;
 mod bench;
+mod bench_doc;
 mod check;
 mod images;
 mod manifest;
@@ -72,7 +73,8 @@ enum Command {
     /// Check formatting (rustfmt) and lints (clippy -D warnings) for host and target crates.
     Check,
     /// Boot the bench image and measure IPC, null syscall and yield (median, p99, min in ns and
-    /// TSC cycles; IPC instructions under -icount); writes target/bench/latest.json.
+    /// TSC cycles; IPC instructions under -icount), the boot time to `system ready` (5 boots)
+    /// and the release sizes; writes target/bench/latest.json (--markdown: docs/performance.md).
     Bench {
         /// Build with the debug profile instead of release.
         #[arg(long)]
@@ -80,6 +82,10 @@ enum Command {
         /// Number of CPUs.
         #[arg(long, default_value_t = 1)]
         smp: u32,
+        /// Boot nothing: print docs/performance.md (HSYNC's claims beside the figures) from
+        /// the last target/bench/latest.json (`cargo xtask bench --markdown > docs/performance.md`).
+        #[arg(long)]
+        markdown: bool,
     },
     /// Validate the system manifest (initfs/system.toml, or --check FILE) and print the start
     /// order and every server's grants; errors name the file, line and column.
@@ -173,7 +179,11 @@ fn main() -> ExitCode {
             cmdline,
         } => images::iso_command(release, limine, &cmdline).map(|_| ExitCode::SUCCESS),
         Command::Check => check::run().map(|_| ExitCode::SUCCESS),
-        Command::Bench { debug, smp } => bench::run(debug, smp),
+        Command::Bench {
+            debug,
+            smp,
+            markdown,
+        } => bench::run(debug, smp, markdown),
         Command::NewServer { name, root } => {
             let root = root.unwrap_or_else(artifacts::root);
             new_server::run(&name, &root).map(|_| ExitCode::SUCCESS)
