@@ -4,10 +4,15 @@
 //! The main thread serves the `phase` protocol (`servers/phase-api`): `step` advances one shared
 //! phase, `transform`/`inverse` run the engine over a client's words, `status` reports counters.
 //! A second thread, the *ticker*, wakes every [`TICK_NS`]: when the visualizer is on it advances
-//! its own display phase and redraws the live sine waveform in the bottom [`WAVE_ROWS`] rows of
-//! the display through the `vga` server's cell API; when telemetry is on it logs one line
-//! (target `phase-telemetry`) every [`TELEMETRY_TICKS`] ticks. The two threads share only
-//! atomics.
+//! its own display phase and sends the vga server one frame of the live sine waveform
+//! ([`hsync_phase::wave_frame`]: 240 samples over two turns) for the wave panel, which vga opens
+//! at the bottom of the screen and draws (a pixel oscilloscope on a framebuffer, CP437 half
+//! blocks in text mode); when telemetry is on it logs one line (target `phase-telemetry`)
+//! every [`TELEMETRY_TICKS`] ticks. Once a second it sends vga the figures for the status line
+//! and the wave readout: steps per second, and the results of the last timing run — a
+//! dudect-style test of `transform_words` in this server ([`hsync_phase::dudect`], TSC timed,
+//! run each time the visualizer is switched on), which also gives TSC cycles per word. The two
+//! threads share only atomics.
 //!
 //! Start layout: root's (`hsync_root_api::Start`): export 0 is the `phase` endpoint; imports
 //! `serial` (the `log` sink) and `vga` (optional: without it `wave on` fails with `NoOutput`).
@@ -22,9 +27,9 @@
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use hsync_phase_api::{Bytes, FLAG_TELEMETRY, FLAG_WAVE, MAX_WORDS, PhaseError, PhaseServer};
-use hsync_phase_core::{Phase, WAVE_ONE, inverse_words, sine, transform_words};
+use hsync_phase_core::{Phase, inverse_words, sine, transform_words};
 use hsync_root_api::{RootClient, RootError, Start};
-use hsync_vga_api::{Color, VgaClient, attr};
+use hsync_vga_api::{NOT_MEASURED, VgaClient};
 use libhsync::protocol::ProtocolError;
 use libhsync::{Endpoint, IpcBuf, StartArgs};
 
@@ -34,14 +39,12 @@ libhsync::entry!(main);
 const TICK_NS: u64 = 50_000_000;
 /// One telemetry line per this many ticks (twice a second).
 const TELEMETRY_TICKS: u64 = 10;
-/// Display size in cells (text mode; the framebuffer console presents the same grid).
-const COLS: usize = 80;
-const ROWS: u16 = 25;
-/// Rows the waveform occupies, at the bottom of the display.
-const WAVE_ROWS: u16 = 9;
-/// Display-phase advance per tick, and per column (so the wave scrolls left).
-const TICK_STEPS: u64 = 3;
-const COLUMN_TURN: u64 = u64::MAX / 40; // two periods across 80 columns
+/// Figures for vga's status line and readout: once per this many ticks (a second).
+const FIGURES_TICKS: u64 = 20;
+/// Display-phase advance per tick (so the wave scrolls left): a 1/64 turn.
+const TICK_TURN: u64 = 1 << 58;
+/// Samples of the dudect-style run each `wave on` starts.
+const DUDECT_SAMPLES: usize = 20_000;
 /// Reconnect back-off: the longest gap between two attempts, and the attempts before giving up
 /// (1+2+4+8+16+20*6 ticks: about 7.5 s).
 const RETRY_MAX_TICKS: u64 = 20;
@@ -141,37 +144,48 @@ impl PhaseServer for PhaseService {
     }
 }
 
-/// The cells (character, attribute pairs) of waveform row `row` (0 = top of the wave area) for
-/// display phase `at`: a `*` where the sine of that column's phase falls in this row, a dim
-/// axis line in the middle row.
-fn wave_row(at: Phase, row: u16, out: &mut [u8; COLS * 2]) {
-    let mid = WAVE_ROWS / 2;
-    for x in 0..COLS {
-        let p = at.offset(Phase::new((x as u64).wrapping_mul(COLUMN_TURN)));
-        // Map [-1, 1] onto rows WAVE_ROWS-1 ..= 0 (rounded).
-        let s = i64::from(sine(p));
-        let half = i64::from(mid);
-        let y = half - (s * half + i64::from(WAVE_ONE) / 2).div_euclid(i64::from(WAVE_ONE));
-        let (ch, a) = if y == i64::from(row) {
-            (b'*', attr(Color::LightGreen, Color::Black))
-        } else if row == mid {
-            (b'-', attr(Color::DarkGray, Color::Black))
-        } else {
-            (b' ', attr(Color::LightGray, Color::Black))
-        };
-        out[2 * x] = ch;
-        out[2 * x + 1] = a;
-    }
-}
-
 /// Draws one frame of the wave at display phase `at`.
 fn draw(vga: &VgaClient, ipc: &mut IpcBuf, at: Phase) -> Result<(), VgaCallError> {
-    let mut cells = [0u8; COLS * 2];
-    for row in 0..WAVE_ROWS {
-        wave_row(at, row, &mut cells);
-        vga.put_cells(ipc, 0, ROWS - WAVE_ROWS + row, &cells)?;
+    let mut samples = [0u8; hsync_phase::WAVE_SAMPLES * 2];
+    hsync_phase::wave_frame(at, &mut samples);
+    vga.wave(ipc, PHASE.load(Relaxed), &samples)
+}
+
+/// The last timing run of `transform_words` (dudect-style, TSC), for the readout.
+fn time_engine() -> Option<hsync_phase::Leakage> {
+    let t0 = libhsync::clock();
+    let r = hsync_phase::dudect(DUDECT_SAMPLES, libhsync::rdtsc(), |words, phase| {
+        let c0 = libhsync::rdtsc();
+        transform_words(phase, words);
+        libhsync::rdtsc().wrapping_sub(c0)
+    });
+    if let Some(l) = &r {
+        log::info!(
+            "phase: dudect-style run of transform_words: |t| = {}.{:02} over {} samples, \
+             {}.{:02} TSC cycles/word, {} ms",
+            l.t_x100 / 100,
+            l.t_x100 % 100,
+            l.kept,
+            l.per_word_x100 / 100,
+            l.per_word_x100 % 100,
+            libhsync::clock().saturating_sub(t0) / 1_000_000
+        );
     }
-    Ok(())
+    r
+}
+
+/// Tells vga the figures for its status line and the wave readout (a failure is left to the
+/// next frame to notice).
+fn send_figures(
+    vga: &VgaClient,
+    ipc: &mut IpcBuf,
+    steps_per_s: u64,
+    leakage: Option<&hsync_phase::Leakage>,
+) {
+    let (cycles, t, n) = leakage.map_or((NOT_MEASURED, NOT_MEASURED, NOT_MEASURED), |l| {
+        (l.per_word_x100, l.t_x100, l.kept)
+    });
+    let _ = vga.figures(ipc, steps_per_s, cycles, t, n);
 }
 
 /// What a reconnect attempt came to.
@@ -264,6 +278,11 @@ fn ticker(_arg: u64, mut ipc: IpcBuf) {
     let mut display = Phase::new(0);
     let mut tick: u64 = 0;
     let mut deadline = libhsync::clock();
+    // Whether vga has the panel open for us; the last timing run; the step counter a second ago.
+    let mut panel_open = false;
+    let mut leakage: Option<hsync_phase::Leakage> = None;
+    let mut last_steps = (STEPS.load(Relaxed), deadline);
+    let mut steps_per_s = NOT_MEASURED;
     loop {
         deadline += TICK_NS;
         let _ = libhsync::sleep_until(deadline);
@@ -296,12 +315,21 @@ fn ticker(_arg: u64, mut ipc: IpcBuf) {
                 }
             }
             if !vga_lost && let Some(v) = &vga {
-                display = display.advance(TICK_STEPS);
+                if !panel_open {
+                    leakage = time_engine();
+                    send_figures(v, &mut ipc, steps_per_s, leakage.as_ref());
+                    match v.panel(&mut ipc, true) {
+                        Ok(_) => panel_open = true,
+                        Err(e) => log::warn!("phase: vga opens no wave panel: {e}"),
+                    }
+                }
+                display = display.offset(Phase::new(TICK_TURN));
                 match draw(v, &mut ipc, display) {
                     Ok(()) => {}
                     Err(ProtocolError::ServerDied) => {
                         log::warn!("phase: vga died; the visualizer reconnects");
                         vga_lost = true;
+                        panel_open = false;
                         vga_link.reset();
                         vga_link.next = tick + 1;
                     }
@@ -314,6 +342,21 @@ fn ticker(_arg: u64, mut ipc: IpcBuf) {
         } else if vga_lost {
             // Off while vga was away: the next `wave on` starts the attempts afresh.
             vga_link.reset();
+        } else if panel_open {
+            panel_open = false;
+            if let Some(v) = &vga
+                && let Err(e) = v.panel(&mut ipc, false)
+            {
+                log::warn!("phase: closing the wave panel: {e}");
+            }
+        }
+        if tick.is_multiple_of(FIGURES_TICKS) {
+            let now = (STEPS.load(Relaxed), libhsync::clock());
+            steps_per_s = hsync_phase::rate(last_steps.0, now.0, now.1.saturating_sub(last_steps.1));
+            last_steps = now;
+            if !vga_lost && let Some(v) = &vga {
+                send_figures(v, &mut ipc, steps_per_s, leakage.as_ref());
+            }
         }
         if TELEMETRY.load(Relaxed) && tick.is_multiple_of(TELEMETRY_TICKS) {
             let p = Phase::new(PHASE.load(Relaxed));

@@ -25,7 +25,7 @@ libhsync::wire_enum! {
     pub enum Mode {
         /// 80x25 VGA text mode at 0xB8000 (cells only; no pixels).
         Text = 1,
-        /// A linear framebuffer with the built-in 8x16 font (cells and pixels).
+        /// A linear framebuffer with an 8x16 anti-aliased font (cells and pixels).
         Framebuffer = 2,
     }
 }
@@ -113,8 +113,33 @@ libhsync::protocol! {
         /// Faults the server on purpose (a deliberate page fault at address 0): a test hook
         /// for supervision (root logs the fault and restarts the server). Never replies.
         fn crash() = 14;
+        /// Opens (`true`) or closes the wave panel at the bottom of the screen; returns whether
+        /// it was open. While it is open the console region ends above it (text scrolls there
+        /// only; text that was on the panel's rows scrolls up first); closing gives the rows
+        /// back, blank. [`VgaError::NotSupported`] when the screen is too small for a panel.
+        fn panel(on: bool) -> bool = 15;
+        /// Draws one frame of HSYNC-Wave in the open panel: `samples` are little-endian `i16`
+        /// values in `-32767..=32767` (the waveform, +1.0 = 32767), left to right, between 2
+        /// and [`MAX_WAVE_SAMPLES`] of them; `phase` is the phase state shown in the readout.
+        /// [`VgaError::NotSupported`] without an open panel, [`VgaError::OutOfRange`] for a bad
+        /// sample count.
+        fn wave(phase: u64, samples: &[u8]) = 16;
+        /// The figures the status line and the wave readout show: phase steps per second, TSC
+        /// cycles per transformed word (x100), the last dudect-style run's |t| (x100) and its
+        /// sample count; [`NOT_MEASURED`] for a figure that was not measured.
+        fn figures(steps_per_s: u64, cycles_per_word_x100: u64, dudect_t_x100: u64, dudect_samples: u64) = 17;
+        /// Wave frame timing (render + present of each frame, measured by the server), as eight
+        /// little-endian u64: frames drawn, median ns, p99 ns, min ns, frames per second x1000
+        /// over the kept frames, bytes the last frame presented, frames kept, panel rows.
+        fn frame_stats() -> Bytes = 18;
     }
 }
+
+/// The most samples one [`VgaClient::wave`] frame carries.
+pub const MAX_WAVE_SAMPLES: usize = 252;
+
+/// A [`VgaClient::figures`] value that was not measured.
+pub const NOT_MEASURED: u64 = u64::MAX;
 
 /// The caller's error type for every operation.
 pub type Error = ProtocolError<VgaError>;
@@ -148,6 +173,10 @@ mod tests {
                 ("fill_rect", 12),
                 ("put_cells", 13),
                 ("crash", 14),
+                ("panel", 15),
+                ("wave", 16),
+                ("figures", 17),
+                ("frame_stats", 18),
             ]
         );
     }

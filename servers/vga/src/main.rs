@@ -5,17 +5,22 @@
 //! library (`lib.rs`, host-tested); this file only turns root's grants into a [`Screen`].
 //!
 //! When root grants the boot framebuffer (manifest `framebuffer = true` and a loader that set
-//! one up: Limine, GRUB), the console runs on it instead ([`FbScreen`]: the built-in 8x16 font,
-//! colours, an underline cursor, scrolling, and the pixel operations). The direct (Multiboot)
-//! boot keeps the BIOS's 80x25 text mode and has no framebuffer; then the pixel operations
-//! answer `NotSupported`.
+//! one up: Limine, GRUB), the console runs on it instead ([`FbScreen`]: an anti-aliased 8x16
+//! font, colours, an underline cursor, scrolling, the pixel operations and the pixel
+//! oscilloscope, drawn into a back buffer and presented by damaged spans). The direct
+//! (Multiboot) boot keeps the BIOS's 80x25 text mode and has no framebuffer; then the pixel
+//! operations answer `NotSupported` and the wave panel is drawn in CP437 cells.
+//!
+//! Either way the screen has a status line on its top row (uptime from the kernel clock, the
+//! CPU count, IPC per second from the kernel's fast-path handoff counter, the phase server's
+//! steps per second).
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
 use hsync_root_api::Start;
 use hsync_vga::fb::{FbScreen, Surface};
-use hsync_vga::{Console, Screen};
+use hsync_vga::{Console, Sample, Screen};
 use hsync_vga_api::VgaServer;
 use libhsync::hw::{IoPorts, Mmio};
 use libhsync::{Endpoint, StartArgs};
@@ -69,6 +74,20 @@ impl Screen for TextMode {
     }
 }
 
+/// The status line's readings: the kernel clock, the kernel's IPC fast-path handoff counter
+/// (`system_info` counters page; every `call`/`reply_recv` that went straight to its peer), and
+/// the CPU count. The kernel schedules on the boot CPU only and reports no CPU count yet, so
+/// that is 1.
+fn sample() -> Sample {
+    Sample {
+        now_ns: libhsync::clock(),
+        ipc: libhsync::sysinfo::kernel_counters()
+            .ok()
+            .map(|c| c.fast_handoffs),
+        cpus: 1,
+    }
+}
+
 /// The mapped framebuffer (write-combining): aligned words where it can, bytes elsewhere.
 struct FbMem(Mmio);
 
@@ -99,6 +118,7 @@ fn run<S: Screen>(
     ep: &Endpoint,
     args: &mut StartArgs,
 ) -> i32 {
+    console.set_sampler(sample);
     // A clean screen with a banner, so the firmware's boot text is not mixed into ours.
     let _ = console.clear(0);
     let _ = console.write(0, banner.as_bytes());
@@ -124,16 +144,30 @@ fn framebuffer(start: &mut Start) -> Option<Console<FbScreen<FbMem>>> {
         log::error!("vga: framebuffer geometry {g:?} exceeds its {size:#x} bytes; text mode");
         return None;
     }
-    let Some(screen) = FbScreen::new(FbMem(mem), g) else {
-        log::error!("vga: cannot draw framebuffer format {g:?}; text mode");
-        return None;
+    let screen = match FbScreen::new(FbMem(mem), g) {
+        Ok(s) => s,
+        Err(why) => {
+            log::error!(
+                "vga: unsupported framebuffer format {}x{} {} bpp pitch {} masks {:?}: {why}; \
+                 using the VGA text console",
+                g.width,
+                g.height,
+                g.bpp,
+                g.pitch,
+                g.rgb
+            );
+            return None;
+        }
     };
     let (cols, rows) = screen.size();
     log::info!(
-        "vga: framebuffer console {}x{}x{} at {base:#x}, {cols}x{rows} cells",
+        "vga: framebuffer console {}x{}x{} pitch {} at {base:#x}, {cols}x{rows} cells, \
+         back buffer {} KiB",
         g.width,
         g.height,
-        g.bpp
+        g.bpp,
+        g.pitch,
+        u64::from(g.width) * u64::from(g.height) * 4 / 1024
     );
     Some(Console::new(screen))
 }

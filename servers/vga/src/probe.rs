@@ -6,8 +6,9 @@
 //! drives it through the protocol and prints one `[vga] pass NAME` / `[vga] fail NAME: why` line
 //! per check and `[vga] done passed=P failed=F`. It then leaves a known screen in place for
 //! xtask, which reads the text buffer through the QEMU monitor (`pmemsave`) and compares it:
-//! row 0 `line 1` (light grey on black), row 10 `HSYNC-OS vga probe: hello, screen` (yellow
-//! on blue), cell (79, 24) `#` with attribute 0x4F.
+//! row 0 the status line (` HSYNC-OS | up `, black on light grey), row 1 `line 1` (light grey
+//! on black), row 10 `HSYNC-OS vga probe: hello, screen` (yellow on blue), cell (79, 24) `#`
+//! with attribute 0x4F.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -117,6 +118,54 @@ fn start_vga(args: &StartArgs, ep: &Endpoint, root_ep: &Endpoint) -> Result<(), 
     Ok(())
 }
 
+/// The wave panel: opens at the bottom (rows 16..25 of 25), takes frames, keeps the console
+/// out of its rows, closes.
+fn panel_checks(vga: &VgaClient, ipc: &mut IpcBuf, t: &mut Tally) {
+    let r = vga.panel(ipc, true);
+    t.check("panel_opens", r == Ok(false), format_args!("{r:?}"));
+    let mut samples = [0u8; 2 * 80];
+    for (i, s) in samples.chunks_exact_mut(2).enumerate() {
+        // A triangle, full amplitude.
+        let v = (i as i32 % 40 - 20) * 32767 / 20;
+        s.copy_from_slice(&(v as i16).to_le_bytes());
+    }
+    let r = vga.wave(ipc, 0x1234, &samples);
+    t.check("wave_frame", r.is_ok(), format_args!("{r:?}"));
+    let c = vga.get_cell(ipc, 0, 16);
+    t.check(
+        "panel_readout",
+        c == Ok((b'H', hsync_vga::scope::TEXT_READOUT)),
+        format_args!("{c:?}"),
+    );
+    let r = vga.set_cursor(ipc, 0, 16);
+    t.check(
+        "cursor_not_in_panel",
+        r == Err(ProtocolError::App(VgaError::OutOfRange)),
+        format_args!("{r:?}"),
+    );
+    let r = vga.write(ipc, b"\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\nbelow?");
+    let c = vga.cursor(ipc);
+    t.check(
+        "console_stops_above_panel",
+        r.is_ok() && c == Ok((6, 15)),
+        format_args!("{r:?} {c:?}"),
+    );
+    let r = vga.wave(ipc, 0, &samples[..1]);
+    t.check(
+        "wave_bad_frame",
+        r == Err(ProtocolError::App(VgaError::OutOfRange)),
+        format_args!("{r:?}"),
+    );
+    let r = vga.panel(ipc, false);
+    t.check("panel_closes", r == Ok(true), format_args!("{r:?}"));
+    let c = vga.get_cell(ipc, 0, 16);
+    t.check(
+        "panel_rows_given_back",
+        c == Ok((b' ', 0x07)),
+        format_args!("{c:?}"),
+    );
+}
+
 fn main(mut args: StartArgs) -> i32 {
     libhsync::println!("[vga] probe: starting hsync-vga");
     let (Ok(ep), Ok(root_ep)) = (Endpoint::create(), Endpoint::create()) else {
@@ -149,24 +198,39 @@ fn main(mut args: StartArgs) -> i32 {
     );
     let r = vga.clear(ipc);
     t.check("clear", r.is_ok(), format_args!("{r:?}"));
+    let c = vga.cursor(ipc);
+    t.check(
+        "console_below_status_line",
+        c == Ok((0, 1)),
+        format_args!("{c:?}"),
+    );
+    panel_checks(&vga, ipc, &mut t);
+    let r = vga.clear(ipc);
+    t.check("clear_after_panel", r.is_ok(), format_args!("{r:?}"));
     let r = vga.write(ipc, b"line 0\nline 1\n");
     t.check("write", r == Ok(14), format_args!("{r:?}"));
     let r = vga.scroll(ipc, 1);
     t.check("scroll", r.is_ok(), format_args!("{r:?}"));
-    let c = vga.get_cell(ipc, 0, 0);
+    let c = vga.get_cell(ipc, 0, 1);
     t.check(
         "scrolled_cell",
         c == Ok((b'l', 0x07)),
         format_args!("{c:?}"),
     );
-    let c = vga.get_cell(ipc, 5, 0);
+    let c = vga.get_cell(ipc, 5, 1);
     t.check(
         "scrolled_text",
         c == Ok((b'1', 0x07)),
         format_args!("{c:?}"),
     );
     let c = vga.cursor(ipc);
-    t.check("cursor_after_write", c == Ok((0, 2)), format_args!("{c:?}"));
+    t.check("cursor_after_write", c == Ok((0, 3)), format_args!("{c:?}"));
+    let c = vga.get_cell(ipc, 1, 0);
+    t.check(
+        "status_line",
+        c == Ok((b'H', hsync_vga::STATUS_ATTR)),
+        format_args!("{c:?}"),
+    );
 
     let r = vga
         .set_cursor(ipc, 0, 10)
