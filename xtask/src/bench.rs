@@ -9,7 +9,10 @@
 //! max as p99, min), and the release images are weighed: `size.kernel` (the kernel stripped),
 //! `size.initfs` (the normal initfs, servers stripped), `size.server.<name>` (each stripped
 //! program; `root` too). `cargo xtask bench --markdown` prints docs/performance.md from the last
-//! `latest.json` without booting anything. Benchmarks are never assertions.
+//! `latest.json` without booting anything. A boot of the system ISO under OVMF (a 1024x768
+//! framebuffer) switches the visualizer on, uses the shell for a while and reads the wave frame
+//! times vga measured (`display.frame`: render + present of one frame, median/p99;
+//! `display.fps`). Benchmarks are never assertions.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -19,6 +22,7 @@ use crate::Result;
 use crate::artifacts::{self, target_dir, write_file};
 use crate::qemu::{self, Machine};
 use crate::symbolize::Symbolizer;
+use crate::test::shell::{Event, HELP_END, Input, Step, drive};
 use crate::tools::step;
 
 /// One measured figure.
@@ -152,6 +156,7 @@ pub fn run(debug: bool, smp: u32, markdown: bool) -> Result<ExitCode> {
     let a = artifacts::build(release)?;
     let symbolizer = Symbolizer::new(&a.kernel);
     let mut figures = Vec::new();
+    let mut display_fps = None;
     let mut ok = true;
     for (what, initfs, extra) in [
         ("TSC timing", &a.initfs_bench, vec![]),
@@ -185,6 +190,17 @@ pub fn run(debug: bool, smp: u32, markdown: bool) -> Result<ExitCode> {
         }
         figures.extend(got);
     }
+    step("display: wave frames on the framebuffer (GRUB ISO under OVMF)");
+    match display(&a, &symbolizer) {
+        Ok((frame, fps)) => {
+            figures.push(frame);
+            display_fps = Some(fps);
+        }
+        Err(e) => {
+            ok = false;
+            eprintln!("display bench: {e}");
+        }
+    }
     step("phase engine (host, release)");
     let scalars = match phase_core_bench() {
         Ok(s) if !s.is_empty() => s,
@@ -212,6 +228,7 @@ pub fn run(debug: bool, smp: u32, markdown: bool) -> Result<ExitCode> {
         scalars.extend(sizes(&a)?);
     }
     scalars.push(environment(smp));
+    scalars.extend(display_fps);
     print!("{}", table(&figures));
     print!("{}", scalar_table(&scalars));
     let path = latest_path();
@@ -328,6 +345,130 @@ fn environment(smp: u32) -> Scalar {
             ("accel".to_owned(), "tcg".to_owned()),
         ],
     }
+}
+
+// ---- The display: wave frames on a framebuffer ------------------------------------------------
+
+/// The shell session of the display bench: `wave on`, then the shell in use (commands typed
+/// while the wave runs, about 1.5 s apart), then `display`, which reports the frame times vga
+/// measured (render + present of each wave frame, the last 256 frames) and the frame rate.
+const DISPLAY_SESSION: &[Step] = &[
+    Step {
+        after: "HSYNC-OS shell: type `help`",
+        input: Input::Serial(b"wave on\r"),
+    },
+    Step {
+        after: "wave: visualizer on",
+        input: Input::Serial(b"help\r"),
+    },
+    Step {
+        after: HELP_END,
+        input: Input::Serial(b"ps\r"),
+    },
+    Step {
+        after: "  #  name          state",
+        input: Input::Serial(b"mem\r"),
+    },
+    Step {
+        after: " objects",
+        input: Input::Serial(b"help\r"),
+    },
+    Step {
+        after: HELP_END,
+        input: Input::Serial(b"ps\r"),
+    },
+    Step {
+        after: "  #  name          state",
+        input: Input::Serial(b"mem\r"),
+    },
+    Step {
+        after: " objects",
+        input: Input::Serial(b"help\r"),
+    },
+    Step {
+        after: HELP_END,
+        input: Input::Serial(b"display\r"),
+    },
+    Step {
+        after: "display: frames=",
+        input: Input::Serial(b"poweroff\r"),
+    },
+];
+
+/// Boots the system ISO under OVMF and measures the wave frames: `display.frame` (ns per
+/// frame, render + present, median/p99/min over the kept frames) and `display.fps`.
+fn display(a: &artifacts::Artifacts, symbolizer: &Symbolizer) -> Result<(Figure, Scalar)> {
+    let iso = crate::images::system_iso(a, "")?;
+    let sock = artifacts::out_dir().join("bench-display.sock");
+    let _ = std::fs::remove_file(&sock);
+    let machine = qemu::with_monitor(&sock);
+    let boot = qemu::Boot::Cdrom { iso, uefi: true };
+    let session = drive(
+        &machine,
+        &boot,
+        &sock,
+        DISPLAY_SESSION,
+        Duration::from_secs(300),
+        symbolizer,
+        |event, _| {
+            // Between commands: the shell is used, not hammered.
+            if let Event::Step(i) = event
+                && i >= 1
+                && i + 1 < DISPLAY_SESSION.len()
+            {
+                std::thread::sleep(Duration::from_millis(1500));
+            }
+        },
+    )?;
+    let _ = std::fs::remove_file(&sock);
+    let geometry = crate::test::display::logged_geometry(&session.output);
+    parse_display(&session.output, geometry).ok_or_else(|| {
+        format!(
+            "no `display: frames=` line with frames (geometry {geometry:?}); output:\n{}",
+            session.output
+        )
+    })
+}
+
+/// The `display: frames=...` line of the shell's `display` command as a figure and a scalar.
+pub fn parse_display(output: &str, geometry: Option<(u32, u32, u32)>) -> Option<(Figure, Scalar)> {
+    let line = output
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("display: frames="))?;
+    let kv: BTreeMap<&str, u64> = line["display: ".len()..]
+        .split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+        .collect();
+    let get = |k: &str| kv.get(k).copied();
+    let kept = get("kept")?;
+    if kept == 0 {
+        return None;
+    }
+    let (w, h, bpp) = geometry.unwrap_or_default();
+    let frame = Figure {
+        name: "display.frame".into(),
+        unit: "ns".into(),
+        median: get("median_ns")?,
+        p99: get("p99_ns")?,
+        min: get("min_ns")?,
+        iterations: kept,
+        cycles: None,
+    };
+    let fps = Scalar {
+        name: "display.fps".into(),
+        unit: "fps".into(),
+        value: get("fps_milli")? as f64 / 1000.0,
+        extra: vec![
+            ("width".into(), w.to_string()),
+            ("height".into(), h.to_string()),
+            ("bpp".into(), bpp.to_string()),
+            ("frame_bytes".into(), get("frame_bytes")?.to_string()),
+            ("frames".into(), get("frames")?.to_string()),
+        ],
+    };
+    Some((frame, fps))
 }
 
 // ---- The phase engine: host-measured scalars ------------------------------------------------
@@ -459,6 +600,33 @@ mod tests {
         );
         assert!(json.contains("\"iterations\": 100000, \"cycles_median\": 360"));
         assert!(json.trim_end().ends_with("}\n]") || json.trim_end().ends_with(']'));
+    }
+
+    #[test]
+    fn parses_the_display_line() {
+        let out = "display: framebuffer 1024x768 pixels\n\
+                   display: frames=300 median_ns=2000000 p99_ns=3000000 min_ns=1500000 \
+                   fps_milli=19980 frame_bytes=991232 kept=256\n";
+        let (f, s) = parse_display(out, Some((1024, 768, 32))).unwrap();
+        assert_eq!(
+            (f.name.as_str(), f.median, f.p99, f.min),
+            ("display.frame", 2_000_000, 3_000_000, 1_500_000)
+        );
+        assert_eq!(f.iterations, 256);
+        assert_eq!((s.name.as_str(), s.value), ("display.fps", 19.98));
+        assert!(
+            s.extra
+                .contains(&("frame_bytes".to_owned(), "991232".to_owned()))
+        );
+        assert!(s.extra.contains(&("width".to_owned(), "1024".to_owned())));
+        assert!(
+            parse_display(
+                "display: frames=0 median_ns=0 p99_ns=0 min_ns=0 fps_milli=0 frame_bytes=0 kept=0",
+                None
+            )
+            .is_none()
+        );
+        assert!(parse_display("nothing", None).is_none());
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod images;
 mod manifest;
 mod new_server;
 mod qemu;
+mod screenshot;
 mod symbolize;
 mod test;
 mod toolchain;
@@ -86,6 +87,24 @@ enum Command {
         /// the last target/bench/latest.json (`cargo xtask bench --markdown > docs/performance.md`).
         #[arg(long)]
         markdown: bool,
+    },
+    /// Boot the system, type `help` (and `wave on` with --wave) and write a PNG of the screen:
+    /// VGA text mode (direct boot), or with --uefi the framebuffer (GRUB ISO under OVMF).
+    /// Writes target/screenshots/{console,uefi-framebuffer}[-wave].png, or into --out DIR
+    /// (docs/img for the README's pictures).
+    Screenshot {
+        /// The framebuffer console: boot the ISO under UEFI firmware (OVMF).
+        #[arg(long)]
+        uefi: bool,
+        /// Switch the HSYNC-Wave visualizer on before the picture.
+        #[arg(long)]
+        wave: bool,
+        /// Directory to write the PNG into.
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+        /// Build with the release profile.
+        #[arg(long)]
+        release: bool,
     },
     /// Validate the system manifest (initfs/system.toml, or --check FILE) and print the start
     /// order and every server's grants; errors name the file, line and column.
@@ -188,6 +207,12 @@ fn main() -> ExitCode {
             let root = root.unwrap_or_else(artifacts::root);
             new_server::run(&name, &root).map(|_| ExitCode::SUCCESS)
         }
+        Command::Screenshot {
+            uefi,
+            wave,
+            out,
+            release,
+        } => screenshot::run(uefi, wave, out.as_deref(), release).map(|_| ExitCode::SUCCESS),
         Command::Manifest { check } => manifest::run(check.as_deref()).map(|_| ExitCode::SUCCESS),
     };
     match result {

@@ -22,16 +22,17 @@ use crate::qemu::{self, Boot, Captured, Machine, Module};
 use crate::symbolize::Symbolizer;
 use crate::tools::step;
 
+pub(crate) mod display;
 mod drivers;
 mod host;
 mod iso;
 mod kernel;
 mod lifecycle;
 mod limine;
-mod shell;
+pub(crate) mod shell;
 mod system;
 mod user;
-mod vga;
+pub(crate) mod vga;
 
 /// One test's verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,6 +342,7 @@ pub fn run(filter: Option<&str>, release: bool, limine: Option<PathBuf>) -> Resu
     let want_iso = iso::wanted(&wanted);
     let want_lifecycle = wanted(lifecycle::SUITE);
     let want_limine = limine::wanted(&wanted);
+    let want_display = display::wanted(&wanted);
     if !suites.is_empty()
         || want_vga
         || want_drivers
@@ -348,6 +350,7 @@ pub fn run(filter: Option<&str>, release: bool, limine: Option<PathBuf>) -> Resu
         || want_iso
         || want_lifecycle
         || want_limine
+        || want_display
     {
         let system = artifacts::build(release)?;
         let symbolizer = Symbolizer::new(&system.kernel);
@@ -401,6 +404,8 @@ pub fn run(filter: Option<&str>, release: bool, limine: Option<PathBuf>) -> Resu
             let report = limine::run(&ctx.system, &symbolizer, &wanted, dir)?;
             cases.extend(report.cases);
             skipped.extend(report.skipped);
+        if want_display {
+            cases.extend(display::run(&ctx.system, &symbolizer)?);
         }
     }
     // A copy of the workspace with its own build (test/lifecycle.rs): nothing above needed.

@@ -78,7 +78,11 @@ impl Moments {
     }
 
     fn var(&self) -> f64 {
-        if self.n > 1.0 { self.m2 / (self.n - 1.0) } else { 0.0 }
+        if self.n > 1.0 {
+            self.m2 / (self.n - 1.0)
+        } else {
+            0.0
+        }
     }
 }
 
@@ -184,7 +188,11 @@ mod tests {
     fn rates() {
         assert_eq!(rate(100, 600, 500_000_000), 1000);
         assert_eq!(rate(5, 5, 1_000_000_000), 0);
-        assert_eq!(rate(9, 5, 1), 0, "a counter that went back (restart) reads 0");
+        assert_eq!(
+            rate(9, 5, 1),
+            0,
+            "a counter that went back (restart) reads 0"
+        );
         assert_eq!(rate(0, 1, 0), 0);
     }
 

@@ -352,7 +352,8 @@ fn ticker(_arg: u64, mut ipc: IpcBuf) {
         }
         if tick.is_multiple_of(FIGURES_TICKS) {
             let now = (STEPS.load(Relaxed), libhsync::clock());
-            steps_per_s = hsync_phase::rate(last_steps.0, now.0, now.1.saturating_sub(last_steps.1));
+            steps_per_s =
+                hsync_phase::rate(last_steps.0, now.0, now.1.saturating_sub(last_steps.1));
             last_steps = now;
             if !vga_lost && let Some(v) = &vga {
                 send_figures(v, &mut ipc, steps_per_s, leakage.as_ref());

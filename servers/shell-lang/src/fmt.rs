@@ -124,6 +124,55 @@ pub fn bench(w: &mut impl Write, n: u32, ns: u64, cycles: u64) -> fmt::Result {
     )
 }
 
+/// The display and its wave frame timing, as the vga server reports it (`frame_stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Display {
+    /// `true` on a framebuffer, `false` in text mode.
+    pub framebuffer: bool,
+    /// Size in pixels (framebuffer) or cells (text mode).
+    pub width: u32,
+    /// Height, likewise.
+    pub height: u32,
+    /// Wave frames drawn since vga started.
+    pub frames: u64,
+    /// Render + present time of one frame over the kept frames: median, p99, min (ns).
+    pub median_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// Minimum.
+    pub min_ns: u64,
+    /// Frames per second x1000 over the kept frames.
+    pub fps_milli: u64,
+    /// Bytes the last frame copied to the framebuffer (0 in text mode: cells are stored
+    /// straight into the text buffer).
+    pub frame_bytes: u64,
+    /// Frames the figures are over.
+    pub kept: u64,
+}
+
+/// `display`: one line for the mode, one for the frame times (the line `cargo xtask bench`
+/// reads: `display: frames=N median_ns=.. p99_ns=.. min_ns=.. fps_milli=.. frame_bytes=..
+/// kept=..`).
+pub fn display(w: &mut impl Write, d: &Display) -> fmt::Result {
+    let unit = if d.framebuffer { "pixels" } else { "cells" };
+    writeln!(
+        w,
+        "display: {} {}x{} {unit}",
+        if d.framebuffer {
+            "framebuffer"
+        } else {
+            "text mode"
+        },
+        d.width,
+        d.height
+    )?;
+    writeln!(
+        w,
+        "display: frames={} median_ns={} p99_ns={} min_ns={} fps_milli={} frame_bytes={} kept={}",
+        d.frames, d.median_ns, d.p99_ns, d.min_ns, d.fps_milli, d.frame_bytes, d.kept
+    )
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -187,6 +236,33 @@ mod tests {
             s,
             "phase: 0x8000000000000000 (0.500 turn), sine +0.0000, steps 5, words 64\n\
              wave: on, telemetry: off\n"
+        );
+    }
+
+    #[test]
+    fn display_report() {
+        let mut s = String::new();
+        display(
+            &mut s,
+            &Display {
+                framebuffer: true,
+                width: 1024,
+                height: 768,
+                frames: 5,
+                median_ns: 1000,
+                p99_ns: 2000,
+                min_ns: 900,
+                fps_milli: 20_000,
+                frame_bytes: 4096,
+                kept: 5,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            s,
+            "display: framebuffer 1024x768 pixels\n\
+             display: frames=5 median_ns=1000 p99_ns=2000 min_ns=900 fps_milli=20000 \
+             frame_bytes=4096 kept=5\n"
         );
     }
 

@@ -34,6 +34,8 @@ commands:
   kill <name>      stop a server
   restart <name>   stop a server and start it again
   crash <name>     ask a server to fault (to watch root restart it)
+  clear            blank the console
+  display          display mode and the visualizer's frame times
   poweroff         turn the machine off
   reboot           restart the machine
 ";

@@ -39,6 +39,10 @@ pub enum Command<'a> {
     Restart(&'a str),
     /// `crash <name>`
     Crash(&'a str),
+    /// `clear`: blank the console (the display's console region, and a terminal on serial).
+    Clear,
+    /// `display`: the display's mode and the visualizer's frame timing.
+    Display,
     /// `poweroff`
     Poweroff,
     /// `reboot`
@@ -123,6 +127,8 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError<'_>> {
         "ps" => none("ps", arg, Command::Ps)?,
         "mem" => none("mem", arg, Command::Mem)?,
         "phase" => none("phase", arg, Command::Phase)?,
+        "clear" => none("clear", arg, Command::Clear)?,
+        "display" => none("display", arg, Command::Display)?,
         "poweroff" => none("poweroff", arg, Command::Poweroff)?,
         "reboot" => none("reboot", arg, Command::Reboot)?,
         "caps" => Command::Caps(number("caps", "<pid>", arg, u64::MAX)?),
@@ -199,6 +205,8 @@ fn command_name(c: &Command<'_>) -> &'static str {
         Command::Kill(_) => "kill",
         Command::Restart(_) => "restart",
         Command::Crash(_) => "crash",
+        Command::Clear => "clear",
+        Command::Display => "display",
         Command::Poweroff => "poweroff",
         Command::Reboot => "reboot",
     }
@@ -288,6 +296,8 @@ mod tests {
             ("kill vga", Command::Kill("vga")),
             ("restart ps2", Command::Restart("ps2")),
             ("crash vga", Command::Crash("vga")),
+            ("clear", Command::Clear),
+            ("display", Command::Display),
             ("poweroff", Command::Poweroff),
             ("reboot", Command::Reboot),
         ];

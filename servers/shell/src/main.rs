@@ -111,6 +111,30 @@ impl Console {
     }
 }
 
+/// The prompt on the display: light green (ANSI SGR 92), like a terminal's.
+const VGA_PROMPT: &[u8] = b"\x1b[92mhsync>\x1b[0m ";
+/// Messages about bad input, on the display: light red.
+const VGA_ERROR: &[u8] = b"\x1b[91m";
+/// Back to the default colours.
+const VGA_RESET: &[u8] = b"\x1b[0m";
+
+impl Console {
+    /// The prompt on one side (or both): plain on serial, coloured on the display.
+    fn prompt(&self, ipc: &mut IpcBuf, side: Option<Side>) {
+        if side != Some(Side::Keyboard) {
+            self.serial_bytes(ipc, PROMPT.as_bytes());
+        }
+        if side != Some(Side::Serial) {
+            self.vga_bytes(ipc, VGA_PROMPT);
+        }
+    }
+
+    /// Switches the display's colours (serial text stays plain: xtask and logs read it).
+    fn vga_colour(&self, ipc: &mut IpcBuf, sgr: &[u8]) {
+        self.vga_bytes(ipc, sgr);
+    }
+}
+
 /// `core::fmt::Write` onto both sides, buffered by line.
 struct Out<'a> {
     con: &'a Console,
@@ -202,11 +226,12 @@ impl Shell {
             Event::Erase => self.con.write(ipc, Some(side), b"\x08 \x08"),
             Event::Cancel => {
                 self.con.write(ipc, Some(side), b"^C\n");
-                self.con.write(ipc, Some(side), PROMPT.as_bytes());
+                self.con.prompt(ipc, Some(side));
             }
             Event::Rejected(_) => {}
             Event::TooLong => {
                 self.con.write(ipc, Some(side), b"\n");
+                self.con.vga_colour(ipc, VGA_ERROR);
                 let mut out = Out::new(&self.con, ipc);
                 let _ = writeln!(
                     out,
@@ -214,7 +239,8 @@ impl Shell {
                     hsync_shell_lang::LINE_MAX
                 );
                 drop(out);
-                self.con.write(ipc, Some(side), PROMPT.as_bytes());
+                self.con.vga_colour(ipc, VGA_RESET);
+                self.con.prompt(ipc, Some(side));
             }
             Event::Line => {
                 let mut line = [0u8; hsync_shell_lang::LINE_MAX];
@@ -225,7 +251,7 @@ impl Shell {
                 self.con.write(ipc, Some(side), b"\n");
                 let text = core::str::from_utf8(&line[..n]).unwrap_or("");
                 self.run(ipc, text);
-                self.con.write(ipc, Some(side), PROMPT.as_bytes());
+                self.con.prompt(ipc, Some(side));
             }
         }
     }
@@ -235,8 +261,11 @@ impl Shell {
             Ok(Some(c)) => c,
             Ok(None) => return,
             Err(e) => {
+                self.con.vga_colour(ipc, VGA_ERROR);
                 let mut out = Out::new(&self.con, ipc);
                 let _ = writeln!(out, "{e}");
+                drop(out);
+                self.con.vga_colour(ipc, VGA_RESET);
                 return;
             }
         };
@@ -418,6 +447,27 @@ impl Shell {
                     Some(Err(Some(e))) => writeln!(text, "crash: {e}")?,
                 }
             }
+            Command::Clear => {
+                if let Some(v) = &self.con.vga
+                    && let Err(ProtocolError::ServerDied) = v.clear(ipc)
+                {
+                    self.con.vga_died.set(true);
+                }
+                // A terminal on serial: erase the screen, cursor home.
+                self.con.serial_bytes(ipc, b"\x1b[2J\x1b[H");
+            }
+            Command::Display => match &self.con.vga {
+                None => text.write_str("display: no connection to vga\n")?,
+                Some(v) => match display_report(v, ipc) {
+                    Ok(d) => report::display(&mut text, &d)?,
+                    Err(e) => {
+                        if matches!(e, ProtocolError::ServerDied) {
+                            self.con.vga_died.set(true);
+                        }
+                        say(&mut text, "display", e)?
+                    }
+                },
+            },
             Command::Poweroff => {
                 self.print(ipc, "powering off\n")?;
                 self.power(ipc, &mut text, "poweroff", libhsync::POWER_OFF)?;
@@ -642,7 +692,7 @@ fn main(mut args: StartArgs) -> i32 {
     }
     log::info!("shell: ready ({subscribed}/{wanted} input subscriptions)");
     let _ = shell.print(ipc, "HSYNC-OS shell: type `help`\n");
-    shell.con.write(ipc, None, PROMPT.as_bytes());
+    shell.con.prompt(ipc, None);
     loop {
         shell.poll_input(ipc);
         shell.heal(ipc);
@@ -655,6 +705,39 @@ fn main(mut args: StartArgs) -> i32 {
             }
         }
     }
+}
+
+/// The display's mode and wave frame timing, from vga (`info`, `pixel_size`, `frame_stats`).
+fn display_report(
+    vga: &VgaClient,
+    ipc: &mut IpcBuf,
+) -> Result<report::Display, hsync_vga_api::Error> {
+    let (mode, cols, rows) = vga.info(ipc)?;
+    let framebuffer = mode == hsync_vga_api::Mode::Framebuffer;
+    let (width, height) = if framebuffer {
+        vga.pixel_size(ipc)?
+    } else {
+        (u32::from(cols), u32::from(rows))
+    };
+    let stats = vga.frame_stats(ipc)?;
+    let mut w = [0u64; 8];
+    for (v, b) in w.iter_mut().zip(stats.as_slice().chunks_exact(8)) {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        *v = u64::from_le_bytes(a);
+    }
+    Ok(report::Display {
+        framebuffer,
+        width,
+        height,
+        frames: w[0],
+        median_ns: w[1],
+        p99_ns: w[2],
+        min_ns: w[3],
+        fps_milli: w[4],
+        frame_bytes: w[5],
+        kept: w[6],
+    })
 }
 
 /// `caps` output: a header, then one line per handle (slot in list order, kind, rights, badge).

@@ -76,9 +76,13 @@ libhsync::protocol! {
         error VgaError;
         /// Writes bytes at the cursor in the current colours and moves the cursor: `\n` starts
         /// a new line, `\r` returns to column 0, `\t` advances to the next multiple of 8,
-        /// `0x08` steps back one cell and blanks it; the screen scrolls up at the bottom. Other
-        /// bytes are code page 437 glyphs; control bytes without a meaning show as `0xFE` (■).
-        /// Returns the number of bytes consumed (all of them).
+        /// `0x08` steps back one cell and blanks it; the console region scrolls up at its
+        /// bottom. ANSI escape sequences as a terminal sends them: `ESC [ ... m` sets colours
+        /// (0 reset, 1 bright, 30..=37 and 90..=97 foreground, 40..=47 and 100..=107
+        /// background, 39/49 default), `ESC [ 2 J` clears the console region, `ESC [ H` homes
+        /// the cursor, `ESC [ K` erases to the end of the line; other sequences are dropped.
+        /// Other bytes are code page 437 glyphs; control bytes without a meaning show as `0xFE`
+        /// (■). Returns the number of bytes consumed (all of them).
         fn write(text: &[u8]) -> u64 = 1;
         /// Sets the colours used by `write`, `clear` and `scroll`.
         fn set_color(fg: Color, bg: Color) = 2;

@@ -242,7 +242,10 @@ impl DrawTarget for Canvas {
     type Color = Rgb888;
     type Error = Infallible;
 
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(&mut self, pixels: I) -> Result<(), Infallible> {
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
+        &mut self,
+        pixels: I,
+    ) -> Result<(), Infallible> {
         for Pixel(p, c) in pixels {
             if let (Ok(x), Ok(y)) = (u32::try_from(p.x), u32::try_from(p.y)) {
                 self.set(x, y, rgb888(c));
@@ -315,7 +318,10 @@ mod tests {
         .unwrap();
         assert_eq!(bgr.encode(0x123456), [0x12, 0x34, 0x56, 0]);
         assert!(Format::of(&geometry(8, 10)).is_err());
-        assert!(Format::of(&geometry(32, 39)).is_err(), "pitch shorter than a row");
+        assert!(
+            Format::of(&geometry(32, 39)).is_err(),
+            "pitch shorter than a row"
+        );
         assert!(
             Format::of(&FbGeometry {
                 rgb: [(8, 28), (8, 8), (8, 0)],
@@ -336,8 +342,20 @@ mod tests {
         assert_eq!(c.present(&mut mem, &f), 10 * 3 * 4);
         assert_eq!(mem.0[30], 0xEE, "padding after a row is never written");
         assert_eq!(c.damaged_pixels(), 0);
-        assert_eq!(c.present(&mut mem, &f), 0, "nothing changed, nothing copied");
-        c.fill(Rect { x: 2, y: 1, w: 3, h: 2 }, 0xAABBCC);
+        assert_eq!(
+            c.present(&mut mem, &f),
+            0,
+            "nothing changed, nothing copied"
+        );
+        c.fill(
+            Rect {
+                x: 2,
+                y: 1,
+                w: 3,
+                h: 2,
+            },
+            0xAABBCC,
+        );
         c.set(9, 3, 0x010203);
         assert_eq!(c.damaged_pixels(), 3 + 3 + 1);
         mem.1 = 0;
@@ -345,7 +363,11 @@ mod tests {
         assert_eq!(mem.1, 21);
         assert_eq!(&mem.0[31 + 6..31 + 9], &[0xCC, 0xBB, 0xAA]);
         assert_eq!(&mem.0[31 * 2 + 12..31 * 2 + 15], &[0xCC, 0xBB, 0xAA]);
-        assert_eq!(&mem.0[31 * 2 + 15..31 * 2 + 18], &[0, 0, 0], "outside the rect");
+        assert_eq!(
+            &mem.0[31 * 2 + 15..31 * 2 + 18],
+            &[0, 0, 0],
+            "outside the rect"
+        );
         assert_eq!(&mem.0[31 * 3 + 27..31 * 3 + 30], &[3, 2, 1]);
     }
 

@@ -10,11 +10,11 @@ use core::ops::Range;
 
 use hsync_root_api::FbGeometry;
 
+use crate::Screen;
 pub use crate::canvas::Surface;
 use crate::canvas::{Canvas, Format, Rect};
 use crate::font::{GLYPH_H, GLYPH_W, glyph};
 use crate::scope::{Figures, Frame, Scope};
-use crate::Screen;
 
 /// The 16 text colours (VGA palette order) as 0xRRGGBB.
 pub const PALETTE: [u32; 16] = [
@@ -126,7 +126,9 @@ impl<S: Surface> FbScreen<S> {
     }
 
     fn in_panel(&self, y: u16) -> bool {
-        self.scope.as_ref().is_some_and(|(rows, _)| rows.contains(&y))
+        self.scope
+            .as_ref()
+            .is_some_and(|(rows, _)| rows.contains(&y))
     }
 }
 
@@ -345,7 +347,10 @@ mod tests {
         // Writing one glyph presents one cell plus the cursor cells, not the screen.
         c.write(0, b"x").unwrap();
         let bytes = c.screen().canvas().last_present_bytes();
-        assert!(bytes <= 3 * 16 * 8 * 4, "{bytes} bytes presented for one glyph");
+        assert!(
+            bytes <= 3 * 16 * 8 * 4,
+            "{bytes} bytes presented for one glyph"
+        );
     }
 
     #[test]
@@ -384,6 +389,10 @@ mod tests {
         let top = u32::from(c.cursor(0).unwrap().1);
         let at = (top * 16 * g.pitch) as usize;
         assert_eq!(&c.screen().surface().0[at..at + 3], &[0xFF, 0xFF, 0xFF]);
-        assert_eq!(c.screen().surface().0[(g.pitch - 1) as usize], 0xEE, "padding");
+        assert_eq!(
+            c.screen().surface().0[(g.pitch - 1) as usize],
+            0xEE,
+            "padding"
+        );
     }
 }

@@ -107,7 +107,13 @@ pub fn glyph(b: u8) -> Glyph {
         0xDD => fill(|x, _| if x < 4 { 255 } else { 0 }),
         0xDE => fill(|x, _| if x >= 4 { 255 } else { 0 }),
         0xDF => fill(|_, y| if y < 8 { 255 } else { 0 }),
-        0xFE => fill(|x, y| if (2..6).contains(&x) && (6..10).contains(&y) { 255 } else { 0 }),
+        0xFE => fill(|x, y| {
+            if (2..6).contains(&x) && (6..10).contains(&y) {
+                255
+            } else {
+                0
+            }
+        }),
         _ => match get_raster(cp437(b), FontWeight::Regular, RasterHeight::Size16) {
             Some(r) => {
                 let mut g = [[0u8; 8]; 16];

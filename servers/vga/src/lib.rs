@@ -212,7 +212,23 @@ pub struct Console<S> {
     last_status: Option<(u64, Option<u64>)>,
     ipc_per_s: Option<u64>,
     stats: FrameStats,
+    esc: Esc,
 }
+
+/// Where the console is in an ANSI escape sequence (`ESC [ params final`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Esc {
+    /// Plain text.
+    None,
+    /// After `ESC`.
+    Start,
+    /// After `ESC [`: up to four numeric parameters so far (`n` of them started).
+    Csi { params: [u16; 4], n: usize },
+}
+
+/// ANSI colour number (0..8: black, red, green, yellow, blue, magenta, cyan, white) to the VGA
+/// palette index.
+const ANSI_TO_VGA: [u8; 8] = [0, 4, 2, 6, 1, 5, 3, 7];
 
 fn no_sample() -> Sample {
     Sample::default()
@@ -235,6 +251,7 @@ impl<S: Screen> Console<S> {
             last_status: None,
             ipc_per_s: None,
             stats: FrameStats::default(),
+            esc: Esc::None,
         }
     }
 
@@ -299,8 +316,92 @@ impl<S: Screen> Console<S> {
         }
     }
 
-    /// Writes one byte at the cursor (see [`VgaServer::write`] for the control bytes).
+    /// Applies the final byte `f` of a CSI sequence with `params`: `m` (colours: 0 reset, 1
+    /// bright, 22 normal, 30..=37/90..=97 foreground, 39 default, 40..=47/100..=107
+    /// background, 49 default), `J` (2: clear the console region), `H` (cursor to the top
+    /// left), `K` (erase to the end of the line). Anything else is dropped.
+    fn csi(&mut self, params: &[u16], f: u8) {
+        let (fg, bg) = (self.attr & 0x0F, self.attr >> 4);
+        match f {
+            b'm' => {
+                let (mut fg, mut bg) = (fg, bg);
+                for &p in if params.is_empty() { &[0][..] } else { params } {
+                    match p {
+                        0 => (fg, bg) = (DEFAULT_ATTR & 0x0F, DEFAULT_ATTR >> 4),
+                        1 => fg |= 0x08,
+                        22 => fg &= 0x07,
+                        30..=37 => fg = (fg & 0x08) | ANSI_TO_VGA[usize::from(p - 30)],
+                        39 => fg = DEFAULT_ATTR & 0x0F,
+                        40..=47 => bg = ANSI_TO_VGA[usize::from(p - 40)],
+                        49 => bg = DEFAULT_ATTR >> 4,
+                        90..=97 => fg = 0x08 | ANSI_TO_VGA[usize::from(p - 90)],
+                        100..=107 => bg = 0x08 | ANSI_TO_VGA[usize::from(p - 100)],
+                        _ => {}
+                    }
+                }
+                self.attr = (bg << 4) | fg;
+            }
+            b'J' if params.first() == Some(&2) => {
+                for y in self.layout.console() {
+                    self.blank_row(y);
+                }
+            }
+            b'H' => (self.x, self.y) = (0, self.layout.console().start),
+            b'K' => {
+                let (cols, _) = self.screen.size();
+                for x in self.x.min(cols)..cols {
+                    self.screen.set_cell(x, self.y, b' ', self.attr);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Feeds a byte to the escape-sequence parser; `true` when it was part of a sequence.
+    fn escape(&mut self, b: u8) -> bool {
+        match (self.esc, b) {
+            (Esc::None, 0x1B) => self.esc = Esc::Start,
+            (Esc::None, _) => return false,
+            (Esc::Start, b'[') => {
+                self.esc = Esc::Csi {
+                    params: [0; 4],
+                    n: 0,
+                }
+            }
+            (Esc::Start, _) => self.esc = Esc::None,
+            (Esc::Csi { mut params, mut n }, b'0'..=b'9') => {
+                if n == 0 {
+                    n = 1;
+                }
+                if let Some(p) = params.get_mut(n - 1) {
+                    *p = p.saturating_mul(10).saturating_add(u16::from(b - b'0'));
+                }
+                self.esc = Esc::Csi { params, n };
+            }
+            (Esc::Csi { params, n }, b';') => {
+                self.esc = Esc::Csi {
+                    params,
+                    n: (n.max(1) + 1).min(params.len() + 1),
+                }
+            }
+            (Esc::Csi { params, n }, 0x40..=0x7E) => {
+                self.esc = Esc::None;
+                let n = n.min(params.len());
+                self.csi(&params[..n], b);
+            }
+            // Intermediate bytes and the like: a sequence we do not handle; dropped whole.
+            (Esc::Csi { .. }, 0x20..=0x3F) => {}
+            (Esc::Csi { .. }, _) => self.esc = Esc::None,
+        }
+        true
+    }
+
+    /// Writes one byte at the cursor (see [`VgaServer::write`] for the control bytes and
+    /// escape sequences).
     pub fn put_byte(&mut self, b: u8) {
+        if self.escape(b) {
+            return;
+        }
         let (cols, _) = self.screen.size();
         match b {
             b'\n' => {
@@ -361,7 +462,13 @@ impl<S: Screen> Console<S> {
             self.last_status = Some((s.now_ns, s.ipc));
         }
         let mut line = alloc::string::String::new();
-        let _ = status_line(&mut line, &s, self.ipc_per_s, &self.figures, self.layout.panel().is_some());
+        let _ = status_line(
+            &mut line,
+            &s,
+            self.ipc_per_s,
+            &self.figures,
+            self.layout.panel().is_some(),
+        );
         let (cols, _) = self.screen.size();
         let bytes = line.as_bytes();
         for x in 0..cols {

@@ -16,12 +16,12 @@ use alloc::vec::Vec;
 use core::convert::Infallible;
 use core::fmt::Write;
 
+use embedded_graphics::Drawable;
 use embedded_graphics::pixelcolor::{Gray8, GrayColor, Rgb888};
 use embedded_graphics::prelude::{
     DrawTarget, OriginDimensions, Pixel, Point, Primitive, RgbColor, Size,
 };
 use embedded_graphics::primitives::{Line, Polyline, PrimitiveStyle, Rectangle};
-use embedded_graphics::Drawable;
 
 use crate::canvas::{Canvas, Rect};
 use crate::font::{GLYPH_H, GLYPH_W};
@@ -82,11 +82,7 @@ pub fn readout(out: &mut impl Write, phase: u64, f: &Figures) -> core::fmt::Resu
         write!(out, "  steps/s {}", f.steps_per_s)?;
     }
     if f.cycles_per_word_x100 != NOT_MEASURED {
-        write!(
-            out,
-            "  cycles/word {}",
-            Hundredths(f.cycles_per_word_x100)
-        )?;
+        write!(out, "  cycles/word {}", Hundredths(f.cycles_per_word_x100))?;
     }
     if f.dudect_t_x100 != NOT_MEASURED {
         write!(out, "  dudect |t| {}", Hundredths(f.dudect_t_x100))?;
@@ -233,7 +229,10 @@ impl DrawTarget for Layer<'_> {
     type Color = Gray8;
     type Error = Infallible;
 
-    fn draw_iter<I: IntoIterator<Item = Pixel<Gray8>>>(&mut self, pixels: I) -> Result<(), Infallible> {
+    fn draw_iter<I: IntoIterator<Item = Pixel<Gray8>>>(
+        &mut self,
+        pixels: I,
+    ) -> Result<(), Infallible> {
         for Pixel(p, c) in pixels {
             if let (Ok(x), Ok(y)) = (u32::try_from(p.x), u32::try_from(p.y))
                 && x < self.w
@@ -264,7 +263,10 @@ impl DrawTarget for Base<'_> {
     type Color = Rgb888;
     type Error = Infallible;
 
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(&mut self, pixels: I) -> Result<(), Infallible> {
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
+        &mut self,
+        pixels: I,
+    ) -> Result<(), Infallible> {
         for Pixel(p, c) in pixels {
             if let (Ok(x), Ok(y)) = (u32::try_from(p.x), u32::try_from(p.y))
                 && x < self.w
@@ -390,7 +392,8 @@ impl Scope {
             let x = if i == 4 {
                 (plot.x + plot.w).saturating_sub(label.len() as u32 * GLYPH_W)
             } else {
-                x.saturating_sub(label.len() as u32 * GLYPH_W / 2).max(plot.x)
+                x.saturating_sub(label.len() as u32 * GLYPH_W / 2)
+                    .max(plot.x)
             };
             draw_text(c, x, ly, right, label, LABEL, SCOPE_BG);
         }
@@ -423,13 +426,7 @@ impl Scope {
         let mut line = alloc::string::String::new();
         let _ = readout(&mut line, frame.phase, figures);
         let p = self.panel;
-        c.fill(
-            Rect {
-                h: GLYPH_H,
-                ..p
-            },
-            READOUT_BG,
-        );
+        c.fill(Rect { h: GLYPH_H, ..p }, READOUT_BG);
         draw_text(c, p.x + 4, p.y, p.x + p.w, &line, READOUT_FG, READOUT_BG);
     }
 
@@ -531,7 +528,10 @@ mod tests {
                     0xDC => (false, true),
                     _ => {
                         assert_eq!(a, TEXT_GRID, "({x}, {r})");
-                        assert!(matches!(ch, b' ' | 0xC4 | 0xB3 | 0xC5), "({x}, {r}): {ch:#x}");
+                        assert!(
+                            matches!(ch, b' ' | 0xC4 | 0xB3 | 0xC5),
+                            "({x}, {r}): {ch:#x}"
+                        );
                         (false, false)
                     }
                 };
@@ -549,7 +549,11 @@ mod tests {
             let (lo, hi) = (dots[0], *dots.last().unwrap());
             assert_eq!(dots.len() as u32, hi - lo + 1, "column {x} is one run");
             if let Some((plo, phi)) = prev {
-                assert!(lo <= phi + 1 && plo <= hi + 1, "columns {} and {x} do not touch", x - 1);
+                assert!(
+                    lo <= phi + 1 && plo <= hi + 1,
+                    "columns {} and {x} do not touch",
+                    x - 1
+                );
             }
             prev = Some((lo, hi));
         }
@@ -595,7 +599,11 @@ mod tests {
             assert!(!ys.is_empty(), "column {x} has no trace");
             let (lo, hi) = (ys[0], *ys.last().unwrap());
             if let Some((plo, phi)) = prev {
-                assert!(lo <= phi + 1 && plo <= hi + 1, "columns {} and {x} apart", x - 1);
+                assert!(
+                    lo <= phi + 1 && plo <= hi + 1,
+                    "columns {} and {x} apart",
+                    x - 1
+                );
             }
             prev = Some((lo, hi));
         }
@@ -619,7 +627,10 @@ mod tests {
         assert!(!faded.is_empty());
         for y in faded {
             let g = (c.pixel(x, y) >> 8) & 0xFF;
-            assert!(g > 0x60 && g < TRACE.1, "faded pixel at ({x}, {y}): green {g:#x}");
+            assert!(
+                g > 0x60 && g < TRACE.1,
+                "faded pixel at ({x}, {y}): green {g:#x}"
+            );
         }
     }
 
@@ -653,6 +664,17 @@ mod tests {
         assert!(c.damaged_pixels() <= u64::from(panel.w * panel.h));
         let bytes = c.present(&mut mem, &f);
         assert!(bytes <= (panel.w * panel.h * 4) as usize && bytes > 0);
-        assert!(Scope::open(&mut c, Rect { x: 0, y: 0, w: 320, h: 40 }).is_none());
+        assert!(
+            Scope::open(
+                &mut c,
+                Rect {
+                    x: 0,
+                    y: 0,
+                    w: 320,
+                    h: 40
+                }
+            )
+            .is_none()
+        );
     }
 }

@@ -157,7 +157,10 @@ fn scroll_and_bounds() {
     assert_eq!(c.screen().row(24), "");
     c.scroll(1, 24).unwrap();
     assert_eq!(c.screen().row(TOP), "");
-    assert!(!c.screen().row(0).is_empty(), "the status line does not scroll");
+    assert!(
+        !c.screen().row(0).is_empty(),
+        "the status line does not scroll"
+    );
     assert_eq!(c.scroll(1, 25), Err(VgaError::OutOfRange));
     assert_eq!(c.scroll(1, u16::MAX), Err(VgaError::OutOfRange));
 }
@@ -175,7 +178,11 @@ fn cells_and_cursor_are_range_checked() {
     c.set_cursor(1, 10, 3).unwrap();
     write(&mut c, b"Q");
     assert_eq!(c.get_cell(1, 10, 3), Ok((b'Q', DEFAULT_ATTR)));
-    assert_eq!(c.set_cursor(1, 0, 0), Err(VgaError::OutOfRange), "the status line");
+    assert_eq!(
+        c.set_cursor(1, 0, 0),
+        Err(VgaError::OutOfRange),
+        "the status line"
+    );
 }
 
 #[test]
@@ -302,17 +309,28 @@ fn wave_panel_and_console_never_overlap() {
         for x in 0..COLS {
             let (_, a) = c.screen().cell(x, y);
             assert!(
-                matches!(a, scope::TEXT_READOUT | scope::TEXT_TRACE | scope::TEXT_GRID),
+                matches!(
+                    a,
+                    scope::TEXT_READOUT | scope::TEXT_TRACE | scope::TEXT_GRID
+                ),
                 "console attribute {a:#x} at ({x}, {y})"
             );
         }
     }
-    assert!(c.screen().row(16).starts_with("HSYNC-Wave  phase 0x0000000000000004"));
+    assert!(
+        c.screen()
+            .row(16)
+            .starts_with("HSYNC-Wave  phase 0x0000000000000004")
+    );
     assert_eq!(c.set_cursor(1, 0, 16), Err(VgaError::OutOfRange));
     assert_eq!(c.scroll(1, 16), Err(VgaError::OutOfRange));
     // Bad frames are refused.
     assert_eq!(c.wave(1, 0, &[0; 3]), Err(VgaError::OutOfRange));
-    assert_eq!(c.wave(1, 0, &[0; 2]), Err(VgaError::OutOfRange), "one sample");
+    assert_eq!(
+        c.wave(1, 0, &[0; 2]),
+        Err(VgaError::OutOfRange),
+        "one sample"
+    );
     assert_eq!(c.wave(1, 0, &[0; 506]), Err(VgaError::OutOfRange));
     assert_eq!(c.panel(1, true), Ok(true), "already open");
     assert_eq!(c.panel(1, false), Ok(true));
@@ -325,7 +343,11 @@ fn wave_panel_and_console_never_overlap() {
     for _ in 0..12 {
         write(&mut c, b"x\n");
     }
-    assert_eq!(c.cursor(1), Ok((0, 24)), "the console reaches the bottom again");
+    assert_eq!(
+        c.cursor(1),
+        Ok((0, 24)),
+        "the console reaches the bottom again"
+    );
 }
 
 #[test]
@@ -352,7 +374,8 @@ fn status_line_shows_uptime_ipc_rate_and_phase_rate() {
     // Half a second later: not refreshed yet.
     NOW.store(3_723_500_000_000, Relaxed);
     IPC.store(1500, Relaxed);
-    c.figures(1, 42, NOT_MEASURED, NOT_MEASURED, NOT_MEASURED).unwrap();
+    c.figures(1, 42, NOT_MEASURED, NOT_MEASURED, NOT_MEASURED)
+        .unwrap();
     assert!(c.screen().row(0).contains("steps/s -"));
     // Two seconds after the first: 2000 handoffs in 2 s.
     NOW.store(3_725_000_000_000, Relaxed);
@@ -404,4 +427,35 @@ fn tiny_screens_have_no_status_line_or_panel() {
     let l = Layout::new(128, 48);
     assert_eq!(l.status_row(), Some(0));
     assert_eq!(l.panel_rows(), Some(18));
+}
+
+/// ANSI colours and clearing, as a terminal would take them; unknown sequences vanish.
+#[test]
+fn ansi_escape_sequences() {
+    let mut c = console();
+    c.clear(1).unwrap();
+    write(
+        &mut c,
+        b"\x1b[91merr\x1b[0m ok \x1b[1;34;47mX\x1b[m\x1b[?25lY",
+    );
+    assert_eq!(c.screen().row(TOP), "err ok XY");
+    assert_eq!(c.screen().cell(0, TOP), (b'e', 0x0C), "bright red");
+    assert_eq!(c.screen().cell(4, TOP), (b'o', DEFAULT_ATTR));
+    assert_eq!(
+        c.screen().cell(7, TOP),
+        (b'X', 0x79),
+        "bright blue on light grey"
+    );
+    assert_eq!(c.screen().cell(8, TOP), (b'Y', DEFAULT_ATTR));
+    write(&mut c, b"\nsecond\x1b[2J\x1b[Hfirst");
+    assert_eq!(c.screen().row(TOP), "first");
+    assert_eq!(c.screen().row(TOP + 1), "");
+    write(&mut c, b"\rfi\x1b[K");
+    assert_eq!(c.screen().row(TOP), "fi");
+    // A lone ESC followed by text drops one byte, not the rest of the line.
+    write(&mut c, b"\x1bxyz");
+    assert_eq!(c.screen().row(TOP), "fiyz");
+    // Huge parameters saturate.
+    write(&mut c, b"\x1b[99999999999;1;2;3;4;5;6m!");
+    assert_eq!(c.screen().row(TOP), "fiyz!");
 }

@@ -19,6 +19,7 @@ pub const HOST_CRATES: &[&str] = &[
     "hsync-phase-core",
     "hsync-shell-lang",
     "hsync-vga",
+    "hsync-phase",
 ];
 
 /// `cargo test` for the host crates; one case per libtest test.

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use std::path::Path;
 
+use super::display;
 use super::vga::Monitor;
 use super::{Case, check};
 use crate::Result;
@@ -63,6 +64,8 @@ enum Look {
     Wave,
     /// Until two different frames of the waveform show (it is being drawn now).
     WaveMoving,
+    /// Until the waveform and the `help` text's last line show (output while the wave runs).
+    WaveAndText,
 }
 
 /// A step of this suite's session: once its line came, `look` at the screen, wait `pause`
@@ -146,11 +149,9 @@ const SESSION: &[Scene] = &[
     Scene::at(TELEMETRY, Input::Serial(b"telemetry off\r")),
     // Long enough for lines that did not stop to show.
     Scene::later(TELEMETRY_OFF, QUIET_WANTED, Input::Serial(b"wave on\r")),
-    Scene::look(
-        "wave: visualizer on",
-        Look::Wave,
-        Input::Serial(b"crash vga\r"),
-    ),
+    Scene::look("wave: visualizer on", Look::Wave, Input::Serial(b"help\r")),
+    // Output scrolls above the panel, never through it.
+    Scene::look(HELP_END, Look::WaveAndText, Input::Serial(b"crash vga\r")),
     Scene::look("vga: reconnected", Look::WaveMoving, Input::Serial(b"ps\r")),
     Scene::at("  #  name          state", Input::Serial(b"caps 0\r")),
     // `caps`'s header: the listing follows it in the same output.
@@ -202,6 +203,7 @@ pub fn run(system: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
                         Look::Prompt => screens.prompt = dumps,
                         Look::Wave => screens.wave = dumps,
                         Look::WaveMoving => screens.wave_again = dumps,
+                        Look::WaveAndText => screens.wave_text = dumps,
                     }
                 }
                 std::thread::sleep(scene.pause);
@@ -222,6 +224,7 @@ pub fn run(system: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
         ("after boot", &screens.prompt),
         ("after `wave on`", &screens.wave),
         ("after vga restarted", &screens.wave_again),
+        ("after `help` with the wave on", &screens.wave_text),
     ] {
         if let Some(last) = dumps.last() {
             output.push_str(&format!(
@@ -366,6 +369,7 @@ struct Screens {
     prompt: Vec<Vec<u8>>,
     wave: Vec<Vec<u8>>,
     wave_again: Vec<Vec<u8>>,
+    wave_text: Vec<Vec<u8>>,
 }
 
 /// How long the monitor socket may take to accept.
@@ -395,6 +399,7 @@ fn look(mon: &mut Monitor, dump: &Path, what: Look) -> Vec<Vec<u8>> {
             Look::Prompt => dumps.iter().any(|d| glyph_rows(d).contains(PROMPT_TEXT)),
             Look::Wave => dumps.iter().any(|d| shows_wave(d)),
             Look::WaveMoving => wave_moved(&dumps),
+            Look::WaveAndText => dumps.iter().any(|d| wave_and_text(d)),
         };
         if done || Instant::now() >= until {
             break;
@@ -405,30 +410,13 @@ fn look(mon: &mut Monitor, dump: &Path, what: Look) -> Vec<Vec<u8>> {
     dumps
 }
 
-/// The waveform's place and colours (servers/phase: the bottom 9 rows; `*` light green on
-/// black, the axis `-` dark grey on black).
-const WAVE_TOP: usize = 16;
-const WAVE_ROWS: usize = 9;
-const WAVE_STAR: (u8, u8) = (b'*', 0x0A);
-const WAVE_AXIS: (u8, u8) = (b'-', 0x08);
+/// The wave panel's first row (servers/vga: the bottom 9 of 25 rows).
+const WAVE_TOP: usize = display::TEXT_PANEL_TOP;
 
-/// Whether a text-buffer dump shows the waveform: in each of the 80 columns exactly one `*`
-/// cell in wave colours among the bottom 9 rows, and the middle row all axis or `*` cells.
-/// Shell text (light grey) and a cleared screen never look like this.
+/// Whether a text-buffer dump shows the wave panel, and only the panel in its rows
+/// ([`display::text_panel`]).
 fn shows_wave(screen: &[u8]) -> bool {
-    let cell = |x: usize, y: usize| -> Option<(u8, u8)> {
-        let i = (y * 80 + x) * 2;
-        Some((*screen.get(i)?, *screen.get(i + 1)?))
-    };
-    let rows = WAVE_TOP..WAVE_TOP + WAVE_ROWS;
-    let mid = WAVE_TOP + WAVE_ROWS / 2;
-    (0..80).all(|x| {
-        rows.clone()
-            .filter(|&y| cell(x, y) == Some(WAVE_STAR))
-            .count()
-            == 1
-            && matches!(cell(x, mid), Some(c) if c == WAVE_STAR || c == WAVE_AXIS)
-    })
+    display::text_panel(screen).is_ok()
 }
 
 /// Whether two dumps show the waveform in different frames (someone is drawing it).
@@ -437,6 +425,17 @@ fn wave_moved(dumps: &[Vec<u8>]) -> bool {
     waves
         .next()
         .is_some_and(|first| waves.any(|d| d[WAVE_TOP * 160..] != first[WAVE_TOP * 160..]))
+}
+
+/// Whether the panel shows with the `help` text's last line above it (in the console
+/// region): output while the wave runs scrolls there and stays out of the panel.
+fn wave_and_text(screen: &[u8]) -> bool {
+    let rows = glyph_rows(screen);
+    shows_wave(screen)
+        && rows
+            .lines()
+            .take(WAVE_TOP)
+            .any(|l| l.contains(HELP_END.trim()))
 }
 
 /// The shell's prompt as it shows on screen.
@@ -607,6 +606,17 @@ fn judge(
         ),
         check(
             SUITE,
+            "wave_and_console_apart",
+            screens.wave_text.iter().any(|d| wave_and_text(d)),
+            format!(
+                "`help` while the wave ran: no dump showed the panel intact with the help text \
+                 above it ({} dumps; last: {:?})",
+                screens.wave_text.len(),
+                screens.wave_text.last().map(|d| display::text_panel(d))
+            ),
+        ),
+        check(
+            SUITE,
             "wave_back_after_vga_restart",
             wave_moved(&screens.wave_again) && has("phase: visualizer reconnected to vga"),
             format!(
@@ -692,18 +702,30 @@ fn judge(
 mod tests {
     use super::*;
 
-    /// A text buffer: shell text on top, the waveform (one `*` per column at row `16 + f(x)`)
-    /// below, as the phase server draws it.
+    /// A text buffer: shell text on top (a prompt, the help text's last line), the wave panel
+    /// below as vga draws it: the readout, then a trace one dot per column, shifted.
     fn wave_screen(shift: usize) -> Vec<u8> {
         let mut s = Vec::new();
         for y in 0..25 {
             for x in 0..80 {
-                let star = WAVE_TOP + (x + shift) % WAVE_ROWS;
+                let dot = (x + shift) % 32;
+                let dot = if dot < 16 { dot } else { 31 - dot };
                 let c = match y {
-                    0 => (b"hsync> ".get(x).copied().unwrap_or(b' '), 0x07),
-                    y if y == star => WAVE_STAR,
-                    y if y == WAVE_TOP + WAVE_ROWS / 2 => WAVE_AXIS,
-                    _ => (b' ', 0x07),
+                    0 => (b' ', 0x70),
+                    1 => (b"hsync> ".get(x).copied().unwrap_or(b' '), 0x07),
+                    2 => (HELP_END.as_bytes().get(x).copied().unwrap_or(b' '), 0x07),
+                    y if y < WAVE_TOP => (b' ', 0x07),
+                    y if y == WAVE_TOP => {
+                        (b"HSYNC-Wave  phase".get(x).copied().unwrap_or(b' '), 0x30)
+                    }
+                    y => {
+                        let r = y - WAVE_TOP - 1;
+                        match (2 * r == dot, 2 * r + 1 == dot) {
+                            (true, _) => (0xDF, 0x0A),
+                            (_, true) => (0xDC, 0x0A),
+                            _ => (b' ', 0x08),
+                        }
+                    }
                 };
                 s.extend([c.0, c.1]);
             }
@@ -716,6 +738,7 @@ mod tests {
             prompt: vec![wave_screen(0)],
             wave: vec![wave_screen(0)],
             wave_again: vec![vec![b' '; 4000], wave_screen(1), wave_screen(2)],
+            wave_text: vec![wave_screen(3)],
         }
     }
 
@@ -850,7 +873,7 @@ mod tests {
     fn wave_checks_want_wave_cells_drawn_after_the_restart() {
         let n = SESSION.len();
         let blank = vec![b' '; 4000];
-        // Shell text alone (a `*` in the shell's colours) is no waveform.
+        // Shell text alone (panel glyphs in the shell's colours) is no waveform.
         let mut text = wave_screen(0);
         for c in text.chunks_mut(2).skip(WAVE_TOP * 80) {
             c[1] = 0x07;
@@ -877,6 +900,17 @@ mod tests {
         assert_eq!(
             failed(&unlogged, n, Some(0), &good_screens()),
             ["shell::wave_back_after_vga_restart"]
+        );
+        // Console text scrolled into the panel's rows.
+        let mut overlap = wave_screen(3);
+        overlap[(20 * 80 + 1) * 2..(20 * 80 + 3) * 2].copy_from_slice(&[b'h', 0x07, b'i', 0x07]);
+        let overlapping = Screens {
+            wave_text: vec![overlap],
+            ..good_screens()
+        };
+        assert_eq!(
+            failed(GOOD, n, Some(0), &overlapping),
+            ["shell::wave_and_console_apart"]
         );
     }
 }

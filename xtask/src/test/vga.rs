@@ -22,7 +22,8 @@ const COLS: usize = 80;
 
 /// What the probe leaves on screen: (row, column, text, attribute).
 const EXPECT: &[(usize, usize, &str, u8)] = &[
-    (0, 0, "line 1", 0x07),
+    (0, 1, "HSYNC-OS | up ", 0x70),
+    (1, 0, "line 1", 0x07),
     (10, 0, "HSYNC-OS vga probe: hello, screen", 0x1E),
     (20, 0, "wave", 0x0A),
     (24, 79, "#", 0x4F),
@@ -66,10 +67,10 @@ pub fn render(screen: &[u8]) -> String {
 }
 
 /// A QEMU monitor connection: one command at a time, each answered up to the next prompt.
-pub(super) struct Monitor(UnixStream);
+pub(crate) struct Monitor(UnixStream);
 
 impl Monitor {
-    pub(super) fn connect(path: &Path, deadline: Instant) -> Option<Monitor> {
+    pub(crate) fn connect(path: &Path, deadline: Instant) -> Option<Monitor> {
         while Instant::now() < deadline {
             if let Ok(s) = UnixStream::connect(path) {
                 s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -95,7 +96,7 @@ impl Monitor {
         Some(String::from_utf8_lossy(&got).into_owned())
     }
 
-    pub(super) fn command(&mut self, cmd: &str) -> Option<String> {
+    pub(crate) fn command(&mut self, cmd: &str) -> Option<String> {
         self.0.write_all(format!("{cmd}\n").as_bytes()).ok()?;
         self.until_prompt()
     }
