@@ -130,11 +130,11 @@ pub fn dudect(
     let mut timings: Vec<(u8, u64)> = Vec::with_capacity(samples);
     for _ in 0..samples {
         let class = (rng.next() >> 63) as u8;
-        let (mut words, phase) = if class == 0 {
-            ([0u64; BATCH], Phase::ZERO)
-        } else {
-            (core::array::from_fn(|_| rng.next()), Phase::new(rng.next()))
-        };
+        // Both classes draw the same random numbers (the same work before timing); class 0
+        // then masks them to zero.
+        let keep = u64::from(class).wrapping_neg();
+        let mut words: [u64; BATCH] = core::array::from_fn(|_| rng.next() & keep);
+        let phase = Phase::new(rng.next() & keep);
         let t = time(&mut words, phase);
         timings.push((class, t));
     }

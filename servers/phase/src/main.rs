@@ -39,6 +39,8 @@ libhsync::entry!(main);
 const TICK_NS: u64 = 50_000_000;
 /// One telemetry line per this many ticks (twice a second).
 const TELEMETRY_TICKS: u64 = 10;
+/// The shortest sleep between two ticks.
+const MIN_IDLE_NS: u64 = 20_000_000;
 /// Figures for vga's status line and readout: once per this many ticks (a second).
 const FIGURES_TICKS: u64 = 20;
 /// Display-phase advance per tick (so the wave scrolls left): a 1/64 turn.
@@ -284,7 +286,10 @@ fn ticker(_arg: u64, mut ipc: IpcBuf) {
     let mut last_steps = (STEPS.load(Relaxed), deadline);
     let mut steps_per_s = NOT_MEASURED;
     loop {
-        deadline += TICK_NS;
+        // Keep time, but always leave the CPU idle a while between ticks: a frame that took
+        // longer than a tick must not turn the ticker (and vga, above the shell in priority)
+        // into a busy loop that starves the shell.
+        deadline = (deadline + TICK_NS).max(libhsync::clock() + MIN_IDLE_NS);
         let _ = libhsync::sleep_until(deadline);
         tick = tick.wrapping_add(1);
         // A `log` record that found the serial server dead dropped the sink (libhsync

@@ -717,13 +717,10 @@ impl<S: Screen> VgaServer for Console<S> {
     }
 
     fn wave(&mut self, _badge: u64, phase: u64, samples: &[u8]) -> Result<(), VgaError> {
+        // The frame presents itself (timed with its present); `done` then presents only a
+        // refreshed status line, if any.
         let r = self.wave_frame(phase, samples);
-        // The frame presented itself (and was timed with its present).
-        self.refresh_status(false);
-        if self.layout.status_row().is_some() {
-            self.screen.flush();
-        }
-        r
+        self.done(r)
     }
 
     fn figures(

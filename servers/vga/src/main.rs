@@ -88,25 +88,12 @@ fn sample() -> Sample {
     }
 }
 
-/// The mapped framebuffer (write-combining): aligned words where it can, bytes elsewhere.
+/// The mapped framebuffer (write-combining), written by whole spans (`Mmio::write_bytes`).
 struct FbMem(Mmio);
 
 impl Surface for FbMem {
     fn write(&mut self, offset: usize, bytes: &[u8]) {
-        let mut at = offset;
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            if at.is_multiple_of(4) && rest.len() >= 4 {
-                self.0
-                    .write_u32(at, u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]));
-                at += 4;
-                rest = &rest[4..];
-            } else {
-                self.0.write_u8(at, rest[0]);
-                at += 1;
-                rest = &rest[1..];
-            }
-        }
+        self.0.write_bytes(offset, bytes);
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! - On a framebuffer ([`Scope`]): a pixel oscilloscope. A readout row (phase state, steps per
 //!   second, the constant-time figures the phase server measured), a graticule with axis
-//!   labels, and the trace as connected line segments (an `embedded-graphics` polyline) at
+//!   labels, and the trace as connected line segments (`embedded-graphics` lines) at
 //!   pixel resolution into a *phosphor* layer of 8-bit intensities that fades by a quarter
 //!   every frame, so the previous sweeps glow out behind the current one. The layer is composed
 //!   over the graticule into the back buffer ([`Canvas`]) and only the panel is presented.
@@ -21,7 +21,7 @@ use embedded_graphics::pixelcolor::{Gray8, GrayColor, Rgb888};
 use embedded_graphics::prelude::{
     DrawTarget, OriginDimensions, Pixel, Point, Primitive, RgbColor, Size,
 };
-use embedded_graphics::primitives::{Line, Polyline, PrimitiveStyle, Rectangle};
+use embedded_graphics::primitives::{Line, PrimitiveStyle, Rectangle};
 
 use crate::canvas::{Canvas, Rect};
 use crate::font::{GLYPH_H, GLYPH_W};
@@ -102,7 +102,7 @@ fn resample(samples: &[i16], i: usize, n: usize) -> i32 {
         len => {
             let n = n.max(2) as i64;
             // Position in sample units, 16.16 fixed point.
-            let pos = (i as i64 * (len as i64 - 1) << 16) / (n - 1);
+            let pos = ((i as i64 * (len as i64 - 1)) << 16) / (n - 1);
             let k = (pos >> 16) as usize;
             let frac = pos & 0xFFFF;
             let a = i64::from(samples[k.min(len - 1)]);
@@ -419,9 +419,18 @@ impl Scope {
             h,
             v: &mut self.phosphor,
         };
-        let _ = Polyline::new(&self.points)
-            .into_styled(PrimitiveStyle::with_stroke(Gray8::WHITE, 2))
-            .draw(&mut layer);
+        // Connected segments, two pixels thick (the second one pixel lower). One-pixel lines
+        // are Bresenham runs; the crate's thick polyline scans its whole bounding box per
+        // scanline, 20x slower here.
+        let style = PrimitiveStyle::with_stroke(Gray8::WHITE, 1);
+        for pair in self.points.windows(2) {
+            for dy in [0, 1] {
+                let d = Point::new(0, dy);
+                let _ = Line::new(pair[0] + d, pair[1] + d)
+                    .into_styled(style)
+                    .draw(&mut layer);
+            }
+        }
         self.compose(c);
         let mut line = alloc::string::String::new();
         let _ = readout(&mut line, frame.phase, figures);

@@ -347,15 +347,25 @@ pub fn run(a: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
             if monitor.is_none() {
                 *monitor = Monitor::connect(&sock, Instant::now() + Duration::from_secs(10));
             }
-            // The wave: a moment for the timing run and a few frames.
-            if i == 3 {
-                std::thread::sleep(Duration::from_secs(3));
-            }
+            // Pictures until the screen shows what is looked for (the console's text reaches
+            // vga a moment after serial; the wave needs its timing run and a few frames), or
+            // the time is up; the last one is judged.
             let path = out.join(format!("display-{i}.ppm"));
-            pictures.push(match monitor.as_mut() {
-                Some(m) => screendump(m, &path),
-                None => Err("no QEMU monitor connection".into()),
-            });
+            let until = Instant::now() + Duration::from_secs(10);
+            let mut last: Result<Ppm> = Err("no QEMU monitor connection".into());
+            while let Some(m) = monitor.as_mut() {
+                last = screendump(m, &path);
+                let good = match &last {
+                    Ok(img) if i == 0 => fb_text(img, 0, 2, GREETING, CONSOLE_FG, 0).is_ok(),
+                    Ok(img) => fb_trace(img, img.width * 3 / 4).is_ok(),
+                    Err(_) => false,
+                };
+                if good || Instant::now() > until {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            pictures.push(last);
         },
     )?;
     let _ = std::fs::remove_file(&sock);
