@@ -404,6 +404,7 @@ pub fn run(filter: Option<&str>, release: bool, limine: Option<PathBuf>) -> Resu
             let report = limine::run(&ctx.system, &symbolizer, &wanted, dir)?;
             cases.extend(report.cases);
             skipped.extend(report.skipped);
+        }
         if want_display {
             cases.extend(display::run(&ctx.system, &symbolizer)?);
         }
