@@ -400,13 +400,16 @@ pub fn run(filter: Option<&str>, release: bool, limine: Option<PathBuf>) -> Resu
             cases.extend(lifecycle::run(&ctx.system, &symbolizer)?);
         }
         if want_limine {
-            let dir = images::limine_dir(limine);
+            let dir = images::limine_dir(limine.clone());
             let report = limine::run(&ctx.system, &symbolizer, &wanted, dir)?;
             cases.extend(report.cases);
             skipped.extend(report.skipped);
         }
         if want_display {
-            cases.extend(display::run(&ctx.system, &symbolizer)?);
+            let dir = images::limine_dir(limine);
+            let report = display::run(&ctx.system, &symbolizer, &wanted, dir)?;
+            cases.extend(report.cases);
+            skipped.extend(report.skipped);
         }
     }
     // A copy of the workspace with its own build (test/lifecycle.rs): nothing above needed.

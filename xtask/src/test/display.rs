@@ -12,7 +12,9 @@
 //! - [`Ppm`] and [`write_png`]: QEMU's screendump read and written as PNG (screenshots).
 //!
 //! The `display-uefi` suite ([`run`]) boots the GRUB ISO under OVMF (a 1024x768 GOP
-//! framebuffer) and checks the console text and the trace; [`ISO_SUITES`] names it.
+//! framebuffer) and checks the console text and the trace; `display-limine-uefi` does the same
+//! with the real-Limine ISO when a Limine folder is given (`--limine DIR` or `LIMINE_DIR`), and
+//! is reported as skipped without one.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -289,8 +291,10 @@ pub fn screendump(mon: &mut Monitor, path: &Path) -> Result<Ppm> {
 
 // ---- The framebuffer suite ------------------------------------------------------------------
 
-/// The framebuffer suite's name (`--filter display`).
+/// The framebuffer suites' names (`--filter display`): the GRUB ISO, the real-Limine ISO.
 pub const SUITE: &str = "display-uefi";
+/// See [`SUITE`].
+pub const LIMINE_SUITE: &str = "display-limine-uefi";
 
 /// The shell's greeting: its line is the console's third row (status line, vga's banner).
 const GREETING: &str = "HSYNC-OS shell: type `help`";
@@ -322,12 +326,52 @@ const SESSION: &[Step] = &[
     },
 ];
 
-/// Runs the suite: one boot of the system ISO under OVMF.
-pub fn run(a: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
-    crate::tools::step(&format!("QEMU suite `{SUITE}`"));
-    let iso = crate::images::system_iso(a, "")?;
+/// Runs the selected suites: one boot each, under OVMF.
+pub fn run(
+    a: &Artifacts,
+    symbolizer: &Symbolizer,
+    filter: &dyn Fn(&str) -> bool,
+    limine: Option<std::path::PathBuf>,
+) -> Result<super::limine::Report> {
+    let mut report = super::limine::Report {
+        cases: Vec::new(),
+        skipped: Vec::new(),
+    };
+    if filter(SUITE) {
+        let iso = crate::images::system_iso(a, "")?;
+        report.cases.extend(session(SUITE, iso, symbolizer)?);
+    }
+    if filter(LIMINE_SUITE) {
+        match limine {
+            None => {
+                crate::tools::step(&format!(
+                    "suite `{LIMINE_SUITE}` skipped: no Limine folder (--limine DIR or LIMINE_DIR)"
+                ));
+                report.skipped.push(LIMINE_SUITE.to_owned());
+            }
+            Some(dir) => {
+                let iso = crate::images::Limine::prepare(&dir)
+                    .and_then(|l| crate::images::limine_iso(a, &l, "display-limine.iso", ""));
+                match iso {
+                    Ok(iso) => report.cases.extend(session(LIMINE_SUITE, iso, symbolizer)?),
+                    Err(e) => report.cases.push(check(
+                        LIMINE_SUITE,
+                        "image",
+                        false,
+                        format!("Limine ISO from {}: {e}", dir.display()),
+                    )),
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// One boot of `iso` under OVMF: pictures of the greeting and of the wave, then the verdicts.
+fn session(suite: &str, iso: std::path::PathBuf, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
+    crate::tools::step(&format!("QEMU suite `{suite}`"));
     let out = artifacts::out_dir();
-    let sock = out.join("display-monitor.sock");
+    let sock = out.join(format!("{suite}-monitor.sock"));
     let _ = std::fs::remove_file(&sock);
     let machine = qemu::with_monitor(&sock);
     let boot = Boot::Cdrom { iso, uefi: true };
@@ -350,7 +394,7 @@ pub fn run(a: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
             // Pictures until the screen shows what is looked for (the console's text reaches
             // vga a moment after serial; the wave needs its timing run and a few frames), or
             // the time is up; the last one is judged.
-            let path = out.join(format!("display-{i}.ppm"));
+            let path = out.join(format!("{suite}-{i}.ppm"));
             let until = Instant::now() + Duration::from_secs(10);
             let mut last: Result<Ppm> = Err("no QEMU monitor connection".into());
             while let Some(m) = monitor.as_mut() {
@@ -369,9 +413,15 @@ pub fn run(a: &Artifacts, symbolizer: &Symbolizer) -> Result<Vec<Case>> {
         },
     )?;
     let _ = std::fs::remove_file(&sock);
-    let results = judge(&session.output, session.typed, session.status, &pictures);
+    let results = judge(
+        suite,
+        &session.output,
+        session.typed,
+        session.status,
+        &pictures,
+    );
     report(
-        SUITE,
+        suite,
         &results,
         &session.output,
         session.elapsed,
@@ -394,7 +444,13 @@ pub fn logged_geometry(output: &str) -> Option<(u32, u32, u32)> {
     Some((it.next()??, it.next()??, it.next()??))
 }
 
-fn judge(output: &str, typed: usize, status: Option<i32>, pictures: &[Result<Ppm>]) -> Vec<Case> {
+fn judge(
+    suite: &str,
+    output: &str,
+    typed: usize,
+    status: Option<i32>,
+    pictures: &[Result<Ppm>],
+) -> Vec<Case> {
     let geometry = logged_geometry(output);
     let text = match pictures.first() {
         Some(Ok(img)) => fb_text(img, 0, 2, GREETING, CONSOLE_FG, 0),
@@ -412,31 +468,31 @@ fn judge(output: &str, typed: usize, status: Option<i32>, pictures: &[Result<Ppm
     };
     vec![
         check(
-            SUITE,
+            suite,
             "framebuffer_console",
             geometry.is_some_and(|(w, h, _)| w >= 640 && h >= 480),
             format!("vga logged no framebuffer console (geometry {geometry:?})"),
         ),
         check(
-            SUITE,
+            suite,
             "console_text_is_the_font",
             text.is_ok(),
             text.err().unwrap_or_default(),
         ),
         check(
-            SUITE,
+            suite,
             "status_line",
             status_line.is_ok(),
             status_line.err().unwrap_or_default(),
         ),
         check(
-            SUITE,
+            suite,
             "trace_is_connected",
             trace.is_ok(),
             trace.err().unwrap_or_default(),
         ),
         check(
-            SUITE,
+            suite,
             "frame_stats",
             output
                 .lines()
@@ -444,7 +500,7 @@ fn judge(output: &str, typed: usize, status: Option<i32>, pictures: &[Result<Ppm
             "`display` reported no wave frames",
         ),
         check(
-            SUITE,
+            suite,
             "poweroff_exits_0",
             typed == SESSION.len() && status == Some(0),
             format!(
@@ -453,7 +509,7 @@ fn judge(output: &str, typed: usize, status: Option<i32>, pictures: &[Result<Ppm
             ),
         ),
         check(
-            SUITE,
+            suite,
             "no_fault",
             !output.contains("KERNEL PANIC") && !output.contains("faulted"),
             "a panic or a server fault during the session",
@@ -461,9 +517,9 @@ fn judge(output: &str, typed: usize, status: Option<i32>, pictures: &[Result<Ppm
     ]
 }
 
-/// Whether `filter` selects the framebuffer suite.
+/// Whether `filter` selects a framebuffer suite.
 pub fn wanted(filter: &dyn Fn(&str) -> bool) -> bool {
-    filter(SUITE)
+    filter(SUITE) || filter(LIMINE_SUITE)
 }
 
 #[cfg(test)]
