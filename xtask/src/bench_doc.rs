@@ -317,7 +317,9 @@ pub fn markdown(rows: &[Row]) -> String {
         s.push_str(
             "\n## Distributions\n\nIn the guest (`ipc.*`, `syscall.*`, `sched.*`: ns from the \
              TSC, and TSC cycles; `*.instructions`: guest instructions under `-icount shift=0`) \
-             and host-timed (`boot.*`: 5 boots, the p99 column is the slowest).\n\n\
+             and host-timed (`boot.*`: 5 boots, the p99 column is the slowest); `display.frame`: \
+             render + present of one wave frame at the framebuffer's size, timed by vga in the \
+             guest (up to the last 256 frames, while the shell was used).\n\n\
              | row | unit | median | p99 | min | samples | cycles median | cycles p99 |\n\
              |---|---|---|---|---|---|---|---|\n",
         );
@@ -342,8 +344,9 @@ pub fn markdown(rows: &[Row]) -> String {
         .collect();
     if !single.is_empty() {
         s.push_str(
-            "\n## Single figures\n\nThe phase engine's host bench (`phase.*`; docs/phase-engine.md) \
-             and the release build's sizes (`size.*`: bytes as packed, stripped).\n\n\
+            "\n## Single figures\n\nThe phase engine's host bench (`phase.*`; docs/phase-core.md), \
+             the release build's sizes (`size.*`: bytes as packed, stripped) and the wave frames \
+             per second on the framebuffer (`display.fps`; docs/display.md).\n\n\
              | row | value | unit | details |\n|---|---|---|---|\n",
         );
         for r in single {

@@ -84,9 +84,9 @@ pub fn run(uefi: bool, wave: bool, out: Option<&Path>, release: bool) -> Result<
             if monitor.is_none() {
                 *monitor = Monitor::connect(&sock, Instant::now() + Duration::from_secs(10));
             }
-            // Let the typed line's answer and (with --wave) the timing run and a few frames
-            // reach the screen.
-            std::thread::sleep(Duration::from_secs(if wave { 4 } else { 1 }));
+            // Let the typed line's answer, a status line refresh (once a second) and (with
+            // --wave) the timing run and a few frames reach the screen.
+            std::thread::sleep(Duration::from_secs(4));
             taken = Some(match monitor.as_mut() {
                 Some(m) => screendump(m, &ppm).and_then(|img| write_png(&png, &img)),
                 None => Err("no QEMU monitor connection".into()),

@@ -372,6 +372,56 @@ mod tests {
         );
     }
 
+    /// 640x400 (80x25 cells): the panel's pixels belong to the scope; console text, however
+    /// much scrolls, never draws there; closing repaints the rows as console cells.
+    #[test]
+    fn the_scope_owns_the_panel_pixels() {
+        let g = FbGeometry {
+            width: 640,
+            height: 400,
+            pitch: 640 * 4,
+            bpp: 32,
+            rgb: [(8, 16), (8, 8), (8, 0)],
+        };
+        let mut c =
+            Console::new(FbScreen::new(Mem::new((g.pitch * g.height) as usize), g).unwrap());
+        c.clear(0).unwrap();
+        c.panel(0, true).unwrap();
+        let panel = c.layout().panel().unwrap();
+        let top = u32::from(panel.start) * 16;
+        let samples: std::vec::Vec<u8> = (0..120i32)
+            .flat_map(|i| (((i % 40) - 20) as i16 * 1600).to_le_bytes())
+            .collect();
+        c.wave(0, 1, &samples).unwrap();
+        let before: std::vec::Vec<u8> = c.screen().surface().0[(top * g.pitch) as usize..].to_vec();
+        for i in 0..100 {
+            c.write(
+                0,
+                std::format!("line {i} {}\n", "x".repeat(i % 90)).as_bytes(),
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            &c.screen().surface().0[(top * g.pitch) as usize..],
+            &before[..],
+            "console output changed panel pixels"
+        );
+        // A trace pixel of the newest sweep is in the panel.
+        let trace = u32::from_le_bytes([0x70, 0xFF, 0x40, 0]);
+        assert!(
+            before
+                .chunks_exact(4)
+                .any(|p| u32::from_le_bytes([p[0], p[1], p[2], p[3]]) == trace)
+        );
+        c.panel(0, false).unwrap();
+        assert!(
+            c.screen().surface().0[(top * g.pitch) as usize..]
+                .chunks_exact(4)
+                .all(|p| p[..3] == [0, 0, 0]),
+            "the panel rows are blank console cells again"
+        );
+    }
+
     #[test]
     fn a_24_bit_odd_pitch_framebuffer_draws() {
         let g = FbGeometry {
