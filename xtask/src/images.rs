@@ -191,7 +191,13 @@ impl Limine {
     pub fn prepare(dir: &Path) -> Result<Limine> {
         limine_validate(dir)?;
         let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-        let tool = limine_tool(dir, &target_dir().join("limine-tool"), &cc)?;
+        let on_path = require("limine", "limine").ok();
+        let tool = limine_tool(
+            dir,
+            &target_dir().join("limine-tool"),
+            &cc,
+            on_path.as_deref(),
+        )?;
         Ok(Limine {
             dir: dir.to_owned(),
             tool,
@@ -252,17 +258,30 @@ pub fn limine_validate(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The `limine` host tool of release `dir`: `dir/limine` when it is an executable, else built
+/// The `limine` host tool of release `dir`: `dir/limine` when it is an executable, else (when
+/// `dir` has no `limine.c`, as a distribution's folder) `installed` (the `limine` on PATH), else
+/// built
 /// with the C compiler `cc` from `dir/limine.c` (which embeds `limine-bios-hdd.h`) into
 /// `cache/<hash of the sources>/limine`, so a changed release rebuilds and an unchanged one
 /// does not. `dir` itself is never written (it is read-only in CI).
-pub fn limine_tool(dir: &Path, cache: &Path, cc: &str) -> Result<PathBuf> {
+pub fn limine_tool(
+    dir: &Path,
+    cache: &Path,
+    cc: &str,
+    installed: Option<&Path>,
+) -> Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let prebuilt = dir.join("limine");
     if std::fs::metadata(&prebuilt)
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     {
         return Ok(prebuilt);
+    }
+    // A distribution's package keeps the boot files in one folder and the tool on PATH.
+    if !dir.join("limine.c").is_file()
+        && let Some(installed) = installed
+    {
+        return Ok(installed.to_owned());
     }
     let mut sources = Vec::new();
     for f in ["limine.c", "limine-bios-hdd.h"] {
@@ -476,47 +495,56 @@ mod tests {
         let dir = fake_limine("tool", None);
         let cache = dir.join("cache");
         // Neither a tool nor its source.
-        let err = limine_tool(&dir, &cache, "cc").unwrap_err();
+        let err = limine_tool(&dir, &cache, "cc", None).unwrap_err();
         assert!(
             err.contains("no `limine` host tool and no limine.c"),
             "{err}"
+        );
+        // ... but an installed tool (a distribution's package): that one.
+        let on_path = Path::new("/usr/bin/limine");
+        assert_eq!(
+            limine_tool(&dir, &cache, "cc", Some(on_path)).unwrap(),
+            on_path
         );
         std::fs::write(
             dir.join("limine.c"),
             "#include \"limine-bios-hdd.h\"\nint main(void) { return N; }\n",
         )
         .unwrap();
-        let err = limine_tool(&dir, &cache, "cc").unwrap_err();
+        let err = limine_tool(&dir, &cache, "cc", None).unwrap_err();
         assert!(err.contains("limine-bios-hdd.h"), "{err}");
         std::fs::write(dir.join("limine-bios-hdd.h"), "#define N 7\n").unwrap();
         // No compiler: the message names the Debian package.
-        let err = limine_tool(&dir, &cache, "no-such-cc-xtask").unwrap_err();
+        let err = limine_tool(&dir, &cache, "no-such-cc-xtask", None).unwrap_err();
         assert!(err.contains("sudo apt-get install gcc"), "{err}");
         assert!(!cache.exists(), "nothing built without a compiler");
         if require("cc", "gcc").is_ok() {
-            let tool = limine_tool(&dir, &cache, "cc").unwrap();
+            let tool = limine_tool(&dir, &cache, "cc", None).unwrap();
             assert!(tool.starts_with(&cache));
             let status = Command::new(&tool).status().unwrap();
             assert_eq!(status.code(), Some(7), "the tool built from limine.c runs");
             // Cached: the same path, not rebuilt (a compiler that does not exist is not asked).
-            assert_eq!(limine_tool(&dir, &cache, "no-such-cc-xtask").unwrap(), tool);
+            assert_eq!(
+                limine_tool(&dir, &cache, "no-such-cc-xtask", None).unwrap(),
+                tool
+            );
             // A changed source is a new build.
             std::fs::write(dir.join("limine-bios-hdd.h"), "#define N 9\n").unwrap();
-            let rebuilt = limine_tool(&dir, &cache, "cc").unwrap();
+            let rebuilt = limine_tool(&dir, &cache, "cc", None).unwrap();
             assert_ne!(rebuilt, tool);
             assert_eq!(Command::new(&rebuilt).status().unwrap().code(), Some(9));
         }
         // A prebuilt executable in the folder wins; a non-executable file named `limine` does not.
         std::fs::write(dir.join("limine"), b"").unwrap();
         assert_ne!(
-            limine_tool(&dir, &cache, "no-such-cc-xtask").ok(),
+            limine_tool(&dir, &cache, "no-such-cc-xtask", None).ok(),
             Some(dir.join("limine"))
         );
         let mut perm = std::fs::metadata(dir.join("limine")).unwrap().permissions();
         perm.set_mode(0o755);
         std::fs::set_permissions(dir.join("limine"), perm).unwrap();
         assert_eq!(
-            limine_tool(&dir, &cache, "no-such-cc-xtask").unwrap(),
+            limine_tool(&dir, &cache, "no-such-cc-xtask", None).unwrap(),
             dir.join("limine")
         );
         std::fs::remove_dir_all(&dir).unwrap();

@@ -104,6 +104,9 @@ pub fn run(
             iso: iso.clone(),
             uefi,
         };
+        // Timed from just before QEMU starts, as the iso suites print it.
+        let start = std::time::Instant::now();
+        let mut ready_after = None;
         let session = shell::drive(
             &Machine::default(),
             &boot,
@@ -111,8 +114,19 @@ pub fn run(
             SESSION,
             timeout,
             symbolizer,
-            |_, _| {},
+            |event, _| {
+                if let shell::Event::Line(line) = event
+                    && ready_after.is_none()
+                    && line.contains("system ready:")
+                {
+                    ready_after = Some(start.elapsed());
+                }
+            },
         )?;
+        eprintln!(
+            "    system ready after {}",
+            ready_after.map_or("(never)".into(), |t| format!("{:.1} s", t.as_secs_f64()))
+        );
         let results = judge(name, uefi, &version, &session);
         shell::report(
             name,
