@@ -69,6 +69,9 @@ pub fn authority() -> KObject {
 struct PortSpan {
     first: u16,
     count: u32,
+    /// The IoPortRange it was enabled through (identity only): closing the process's last
+    /// handle to that range revokes the span ([`revoke_unheld`]).
+    src: usize,
 }
 
 /// A process's enabled port ranges. Immutable snapshots (`Arc<[PortSpan]>`) so that the
@@ -76,8 +79,8 @@ struct PortSpan {
 #[derive(Debug, Default)]
 pub struct IoPerm {
     spans: Mutex<Option<Arc<[PortSpan]>>>,
-    /// Set once any range was added (ranges are never removed): lets [`switch_io`] skip both
-    /// locks when neither side has ports.
+    /// Set once any range was added (it stays set after revocation, which only costs the
+    /// slow path's comparison): lets [`switch_io`] skip both locks when neither side has ports.
     any: AtomicBool,
 }
 
@@ -108,6 +111,48 @@ impl IoPerm {
         *spans = Some(Arc::from(v));
         self.any.store(true, Ordering::Release);
         Ok(())
+    }
+}
+
+impl IoPerm {
+    /// Removes the spans enabled through the range at `src`; whether any were.
+    fn remove(&self, src: usize) -> Result<bool, Error> {
+        let mut spans = self.spans.lock();
+        let old: &[PortSpan] = spans.as_deref().unwrap_or(&[]);
+        if !old.iter().any(|s| s.src == src) {
+            return Ok(false);
+        }
+        let mut v = Vec::new();
+        v.try_reserve_exact(old.len())
+            .map_err(|_| Error::OutOfMemory)?;
+        v.extend(old.iter().filter(|s| s.src != src).copied());
+        *spans = (!v.is_empty()).then(|| Arc::from(v));
+        Ok(true)
+    }
+}
+
+/// Revocation: `p` just closed a handle to `range`. If no other handle in its table names that
+/// range, the ports it enabled through it are disabled for it (in the TSS bitmap at once if it
+/// is the loaded process). Should the new span list not fit the heap, the process is killed
+/// rather than left with ports it no longer holds.
+pub fn revoke_unheld(p: &Arc<Process>, range: &Arc<IoPortRange>) {
+    let held = p
+        .handles
+        .lock()
+        .iter()
+        .any(|(_, e)| matches!(e.object(), KObject::IoPortRange(r) if Arc::ptr_eq(r, range)));
+    if held {
+        return;
+    }
+    match p.io.remove(Arc::as_ptr(range) as usize) {
+        Ok(false) => {}
+        Ok(true) => {
+            let mut l = LOADED.lock();
+            if l.pid == p.id {
+                install(&mut l, p.id, p.io.snapshot());
+            }
+        }
+        Err(_) => p.end(hsync_abi::ExitStatus::Killed, None),
     }
 }
 
@@ -249,6 +294,7 @@ pub fn call(p: &Arc<Process>, nr: Sysnum, a: [u64; 6]) -> Result<[u64; 6], Error
             p.io.add(PortSpan {
                 first: r.first,
                 count: r.count,
+                src: Arc::as_ptr(&r) as usize,
             })?;
             // The caller's process is the one running on this CPU: allow its ports now.
             install(&mut LOADED.lock(), p.id, p.io.snapshot());

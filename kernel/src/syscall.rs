@@ -172,6 +172,18 @@ fn dispatch(nr: Sysnum, a: [u64; 6]) -> Next {
             return Next::Exit;
         }
         Sysnum::ThreadExit => {
+            // `thread_exit(va, len)`: unmap the thread's own stack first (it is on its kernel
+            // stack now); a bad range is ignored, the thread exits either way.
+            let (va, len) = (a[0], a[1]);
+            if len != 0
+                && va % PAGE_SIZE == 0
+                && len % PAGE_SIZE == 0
+                && check_range(va, len).is_ok()
+                && let Ok(pages) = usize::try_from(len / PAGE_SIZE)
+            {
+                let _ =
+                    cx.p.with_aspace(|s| s.unmap(va, pages).map_err(Error::from));
+            }
             if cx.p.running_threads.fetch_sub(1, Ordering::Relaxed) <= 1 {
                 cx.p.end(ExitStatus::Exited(0), None);
             }
@@ -207,6 +219,9 @@ fn call(cx: &Ctx, nr: Sysnum, a: [u64; 6]) -> Result<Out, Error> {
         Sysnum::DebugLog => debug_log(cx, a[0], a[1]).map(|()| [0; 6]),
         Sysnum::HandleClose => {
             let obj = cx.p.handles.lock().close(Handle::from_raw(a[0]))?;
+            if let KObject::IoPortRange(r) = &obj {
+                crate::hw::revoke_unheld(cx.p, r);
+            }
             drop(obj);
             Ok([0; 6])
         }
@@ -420,7 +435,7 @@ fn call(cx: &Ctx, nr: Sysnum, a: [u64; 6]) -> Result<Out, Error> {
                     crate::mm::heap::mapped_bytes(),
                     c.allocated_bytes as u64,
                     crate::mm::pmm::reserve(),
-                    0,
+                    crate::mm::vmm::table_frames(),
                     0,
                     0,
                 ])

@@ -14,6 +14,8 @@ use hsync_abi::{
     DEADLINE_NOW, Error, ExitStatus, FaultRecord, HandleRecord, MapFlags, PAGE_SIZE, Rights, Sysnum,
 };
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use crate::handle::{Frame, Handle, Process, Thread, kind::Kind};
 use crate::ipc::IpcBuf;
 use crate::memory::{CHILD_ARGS_ADDR, Mapping};
@@ -165,6 +167,12 @@ pub fn thread_exit() -> ! {
     exit(0xdead)
 }
 
+/// Ends the calling thread after the kernel unmapped `[va, va + len)` (its own stack).
+fn thread_exit_unmapping(va: u64, len: u64) -> ! {
+    let _ = sys::pure(Sysnum::ThreadExit, [va, len, 0, 0, 0, 0]);
+    exit(0xdead)
+}
+
 impl Thread {
     /// Creates a (not yet running) thread in `process` (`thread_create`). Entry and stack must
     /// be valid in *that* process; see [`spawn_thread`] for threads of this one.
@@ -286,13 +294,24 @@ impl<'a> Spawn<'a> {
         Ok(self)
     }
 
-    /// Creates the child, grants its handles, maps its start page and starts it.
+    /// Creates the child, grants its handles, maps its start page and starts it. On failure
+    /// nothing of the child is left: it is killed, which releases every handle it was given.
     pub fn start(self) -> Result<Child, Error> {
         let (process, thread) = Process::create(&self.image.frame, self.name, self.priority)?;
-        // If anything below fails, dropping `process` closes the only handle to the
-        // never-started child, which releases it.
+        match self.set_up(&process, &thread) {
+            Ok(()) => Ok(Child { process, thread }),
+            Err(e) => {
+                // The child holds a handle to itself: kill it rather than rely on the kernel
+                // noticing the cycle when our handle closes.
+                let _ = process.kill();
+                Err(e)
+            }
+        }
+    }
+
+    fn set_up(&self, process: &Process, thread: &Thread) -> Result<(), Error> {
         let own = process.grant(
-            &process,
+            process,
             Rights::MAP | Rights::WAIT | Rights::MANAGE | Rights::DUPLICATE | Rights::TRANSFER,
         )?;
         let page = Frame::create(PAGE_SIZE)?;
@@ -311,14 +330,13 @@ impl<'a> Spawn<'a> {
                 put(3 + i, w);
             }
             for (i, &(h, rights)) in self.handles[..self.nhandles].iter().enumerate() {
-                let granted = grant_raw(&process, h, rights)?;
+                let granted = grant_raw(process, h, rights)?;
                 put(3 + CHILD_MAX_WORDS + i, granted.raw());
             }
         }
-        page.map_into(&process, CHILD_ARGS_ADDR, MapFlags::READ, 0, PAGE_SIZE)?;
+        page.map_into(process, CHILD_ARGS_ADDR, MapFlags::READ, 0, PAGE_SIZE)?;
         drop(page);
-        thread.start(own.raw(), CHILD_ARGS_ADDR)?;
-        Ok(Child { process, thread })
+        thread.start(own.raw(), CHILD_ARGS_ADDR)
     }
 }
 
@@ -337,26 +355,59 @@ fn grant_raw(
 /// Pages of a [`spawn_thread`] stack.
 pub const THREAD_STACK_PAGES: u64 = 16;
 
+/// Address ranges of exited [`spawn_thread`] stacks, for reuse (0 = empty slot). A thread puts
+/// its range here just before `thread_exit` unmaps it; a new thread maps there only if the
+/// mapping succeeds (`Exists` while the old thread is still on its way out).
+static FREE_STACKS: [AtomicU64; 32] = [const { AtomicU64::new(0) }; 32];
+
+fn recycled_stack() -> Option<u64> {
+    FREE_STACKS
+        .iter()
+        .map(|s| s.swap(0, Ordering::AcqRel))
+        .find(|&b| b != 0)
+}
+
+fn recycle_stack(base: u64) {
+    // Full: the range is simply not reused (only address space is lost, not memory).
+    let _ = FREE_STACKS.iter().any(|s| {
+        s.compare_exchange(0, base, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    });
+}
+
 /// Starts a thread of this process running `entry(arg, ipc_buffer)` on a fresh stack (with a
 /// guard page below) and IPC buffer; when `entry` returns the thread exits.
 ///
-/// The stack and buffer frames stay mapped for the life of the process (threads are few).
+/// When the thread exits the kernel unmaps its stack and buffer (their memory goes back), and
+/// a later `spawn_thread` reuses the address range.
 pub fn spawn_thread(entry: fn(u64, IpcBuf), arg: u64, priority: u64) -> Result<Thread, Error> {
     let me = crate::rt::own_process().ok_or(Error::InvalidHandle)?;
     let pages = THREAD_STACK_PAGES + 1; // + the IPC buffer page on top
     let frame = Frame::create(pages * PAGE_SIZE)?;
-    let base = crate::memory::reserve(pages)?;
-    sys::pure(
-        Sysnum::FrameMap,
-        [
-            frame.raw().raw(),
-            me.raw(),
-            base,
-            (MapFlags::READ | MapFlags::WRITE).raw(),
-            0,
-            pages * PAGE_SIZE,
-        ],
-    )?;
+    let map = |base: u64| {
+        sys::pure(
+            Sysnum::FrameMap,
+            [
+                frame.raw().raw(),
+                me.raw(),
+                base,
+                (MapFlags::READ | MapFlags::WRITE).raw(),
+                0,
+                pages * PAGE_SIZE,
+            ],
+        )
+    };
+    let base = match recycled_stack() {
+        Some(b) if map(b).is_ok() => b,
+        old => {
+            if let Some(b) = old {
+                recycle_stack(b); // still mapped: its thread has not left yet
+            }
+            let b = crate::memory::reserve(pages)?;
+            map(b)?;
+            b
+        }
+    };
     let stack_top = base + THREAD_STACK_PAGES * PAGE_SIZE;
     let ipc = stack_top; // the last page
     let out = sys::pure(
@@ -385,5 +436,8 @@ extern "C" fn trampoline(entry: u64, arg: u64, ipc: u64) -> ! {
         )
     };
     f(arg, buf);
-    thread_exit()
+    // The stack and IPC buffer: `ipc` is the top page, the stack the pages below it.
+    let base = ipc - THREAD_STACK_PAGES * PAGE_SIZE;
+    recycle_stack(base);
+    thread_exit_unmapping(base, (THREAD_STACK_PAGES + 1) * PAGE_SIZE)
 }

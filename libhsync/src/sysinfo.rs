@@ -123,6 +123,9 @@ pub struct HeapInfo {
     /// Free frames that only the kernel heap may take: user frames fail with `OutOfMemory`
     /// before the free count reaches this.
     pub reserve_frames: u64,
+    /// Frames the kernel's own page tables took since boot (they are kept for reuse, so a
+    /// leak check counts them with the free frames).
+    pub kernel_table_frames: u64,
 }
 
 /// The kernel heap's counters.
@@ -132,6 +135,7 @@ pub fn heap_info() -> Result<HeapInfo, Error> {
         mapped_bytes: o[0],
         allocated_bytes: o[1],
         reserve_frames: o[2],
+        kernel_table_frames: o[3],
     })
 }
 

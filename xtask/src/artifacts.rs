@@ -26,6 +26,20 @@ pub struct Artifacts {
     pub initfs_bench: PathBuf,
     /// The bench initfs for `-icount shift=0` runs (`bench` = `icount`).
     pub initfs_icount: PathBuf,
+    /// The selftest ELF (root of the test, bench and fuzz images).
+    pub selftest: PathBuf,
+}
+
+impl Artifacts {
+    /// The fuzz initfs: the test initfs + a `fuzz` file holding `config` (`key=value` words,
+    /// read by servers/test/selftest/src/fuzz.rs), written as `name`.
+    pub fn fuzz_initfs(&self, name: &str, config: &str) -> Result<PathBuf> {
+        let selftest = std::fs::read(&self.selftest)
+            .map_err(|e| format!("cannot read {}: {e}", self.selftest.display()))?;
+        let path = out_dir().join(name);
+        write_initfs(&path, &[("root", &selftest), ("fuzz", config.as_bytes())])?;
+        Ok(path)
+    }
 }
 
 /// User programs built for [`TARGET`] and packed into initfs images.
@@ -157,6 +171,7 @@ pub fn build(release: bool) -> Result<Artifacts> {
             "initfs-bench-icount.img",
             &[("root", &selftest), ("bench", b"icount\n")],
         )?,
+        selftest: dir.join("hsync-selftest"),
     })
 }
 

@@ -8,6 +8,7 @@ mod artifacts;
 mod bench;
 mod bench_doc;
 mod check;
+mod fuzz;
 mod images;
 mod manifest;
 mod new_server;
@@ -106,6 +107,10 @@ enum Command {
         #[arg(long)]
         release: bool,
     },
+    /// Run the in-guest system-call fuzzer: rounds of random and mutated system calls in
+    /// several processes and threads, each round checked against the kernel's counters; prints
+    /// calls per second, failures and the seed that reproduces a run.
+    Fuzz(fuzz::FuzzArgs),
     /// Validate the system manifest (initfs/system.toml, or --check FILE) and print the start
     /// order and every server's grants; errors name the file, line and column.
     Manifest {
@@ -213,6 +218,7 @@ fn main() -> ExitCode {
             out,
             release,
         } => screenshot::run(uefi, wave, out.as_deref(), release).map(|_| ExitCode::SUCCESS),
+        Command::Fuzz(args) => fuzz::run(&args),
         Command::Manifest { check } => manifest::run(check.as_deref()).map(|_| ExitCode::SUCCESS),
     };
     match result {

@@ -8,7 +8,7 @@
 //! This file is the runner (the suite table, the `Ctx` of lazily built images, the tally); each
 //! suite's boot and judge live in one file under `test/`: `host`, `kernel` (and the shim suites'
 //! `[ktest]` judge), `user`, `system` (`root`, `system`, `system-restart`), `drivers` (`serial`,
-//! `ps2`), `vga`, `shell`, `lifecycle` (`lifecycle`, `new-server`), `iso`.
+//! `ps2`), `vga`, `shell`, `lifecycle` (`lifecycle`, `new-server`), `iso`, `fuzz` (the in-guest system-call fuzzer).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -24,6 +24,7 @@ use crate::tools::step;
 
 pub(crate) mod display;
 mod drivers;
+pub mod fuzz;
 mod host;
 mod iso;
 mod kernel;
@@ -128,6 +129,15 @@ fn user_machine() -> Machine {
     }
 }
 
+/// The fuzz image: two CPUs (the issue asks for -smp 2; the kernel uses the ones it runs).
+pub fn fuzz_machine() -> Machine {
+    Machine {
+        smp: 2,
+        memory_mib: 512,
+        ..Machine::default()
+    }
+}
+
 fn big_machine() -> Machine {
     Machine {
         memory_mib: 4096,
@@ -221,6 +231,24 @@ const SUITES: &[Suite] = &[
             ))
         },
         judge: user::judge_user,
+    },
+    // The in-guest system-call fuzzer, one short round at -smp 2 (test/fuzz.rs).
+    Suite {
+        name: "fuzz",
+        timeout_secs: 120,
+        machine: fuzz_machine,
+        boot: |ctx| {
+            let seed = fuzz::fresh_seed();
+            let initfs = ctx
+                .system
+                .fuzz_initfs("initfs-fuzz-test.img", &fuzz::suite_config(seed))?;
+            Ok(qemu::boot_with_initfs(
+                &ctx.system,
+                &initfs,
+                "test no-ktest",
+            ))
+        },
+        judge: fuzz::judge_fuzz,
     },
     // The normal image: the kernel starts servers/root, which greets and waits.
     Suite {

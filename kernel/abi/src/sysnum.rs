@@ -85,7 +85,9 @@ code_enum! {
         ThreadCreate = 27 => "thread_create",
         /// `thread_start(thread, arg0, arg1)`: let a created thread run.
         ThreadStart = 28 => "thread_start",
-        /// `thread_exit()`: end the calling thread. Does not return.
+        /// `thread_exit(va, len)`: end the calling thread, first unmapping `[va, va + len)`
+        /// of its process when `len` is not 0 (its own stack: it no longer runs on it). Does
+        /// not return.
         ThreadExit = 29 => "thread_exit",
         /// `yield()`: give the rest of the time slice to another ready thread of equal priority.
         Yield = 30 => "yield",
@@ -101,7 +103,7 @@ code_enum! {
         /// [`SYSINFO_COUNTERS`](crate::SYSINFO_COUNTERS) (1) → `(fpu_traps, fast_handoffs,
         /// parked_resumes, kstack_high_water, kstack_size, reaped)`, kernel event counters since
         /// boot; page [`SYSINFO_HEAP`](crate::SYSINFO_HEAP) (2) → `(heap_mapped,
-        /// heap_allocated, reserve_frames, 0, 0, 0)`.
+        /// heap_allocated, reserve_frames, kernel_table_frames, 0, 0)`.
         SystemInfo = 34 => "system_info",
 
         /// `ioport_create(authority, first, count) -> range`: an IoPortRange over ports

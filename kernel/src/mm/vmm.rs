@@ -67,8 +67,18 @@ impl TableFrames for PmmTables {
     fn alloc_zeroed(&mut self) -> Option<u64> {
         let phys = pmm::alloc_frame()?;
         zero_frame(self.hhdm, phys);
+        TABLE_FRAMES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         Some(phys)
     }
+}
+
+/// Frames the kernel's own page tables took after boot (never freed: kernel-half tables stay
+/// for reuse — the heap, stack slots and the image window map into them again).
+static TABLE_FRAMES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Frames taken by kernel page tables since boot (for exact leak accounting in tests).
+pub fn table_frames() -> u64 {
+    TABLE_FRAMES.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 fn zero_frame(hhdm: u64, phys: u64) {

@@ -81,10 +81,18 @@ impl Object for KObject {
     }
 
     fn released(&self, rights: hsync_abi::Rights) {
-        if let KObject::Endpoint(ep) = self
-            && rights.contains(hsync_abi::Rights::RECV)
-        {
-            ep.recv_handle_removed();
+        match self {
+            KObject::Endpoint(ep) if rights.contains(hsync_abi::Rights::RECV) => {
+                ep.recv_handle_removed();
+            }
+            // A process may now be held only by itself (`Process::collect_if_orphaned`).
+            KObject::Process(p) => reap::recheck(p),
+            KObject::Thread(t) => {
+                if let Some(p) = &t.process {
+                    reap::recheck(p);
+                }
+            }
+            _ => {}
         }
     }
 }

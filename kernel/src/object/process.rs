@@ -181,6 +181,46 @@ impl Drop for Process {
     }
 }
 
+impl Process {
+    /// The lifetime rule for reference cycles (docs/capabilities.md): a process that has no
+    /// running thread and that nothing outside itself references — only handles in its own
+    /// table to itself or to its own threads, and those threads — is ended (as `Killed`), which
+    /// releases its table and so the cycle. `self` is the caller's one extra reference.
+    pub fn collect_if_orphaned(self: &Arc<Self>) {
+        if self.ending().is_some() || self.running_threads.load(Ordering::Relaxed) > 0 {
+            return;
+        }
+        let internal = {
+            let table = self.handles.lock();
+            let mut own = 0usize;
+            for (_, e) in table.iter() {
+                if let KObject::Process(q) = e.object()
+                    && Arc::ptr_eq(q, self)
+                {
+                    own += 1;
+                }
+            }
+            // Each live thread holds its process; it counts as internal when only entries of
+            // this table hold the thread (plus the upgrade here).
+            let threads = self.threads.lock();
+            for t in threads.iter().filter_map(Weak::upgrade) {
+                let entries = table
+                    .iter()
+                    .filter(|(_, e)| matches!(e.object(), KObject::Thread(x) if Arc::ptr_eq(x, &t)))
+                    .count();
+                if Arc::strong_count(&t) == entries + 1 && t.inner.lock().start.is_some() {
+                    own += 1;
+                }
+            }
+            own
+        };
+        if Arc::strong_count(self) == internal + 1 {
+            log::debug!(target: "proc", "process {} ({}) is held only by itself: ended", self.id, self.name);
+            self.end(ExitStatus::Killed, None);
+        }
+    }
+}
+
 /// Inserts an object into a table with the creator's rights.
 pub fn insert(p: &Process, obj: KObject) -> Result<hsync_abi::Handle, Error> {
     use hsync_kcore::cap::Object;

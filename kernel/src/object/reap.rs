@@ -113,14 +113,42 @@ fn pop() -> Option<Box<Node>> {
     Some(node)
 }
 
-/// Destroys everything on the reaper list, one node per step, including what those steps add.
+/// Processes that lost a handle (to themselves or to one of their threads) since the last
+/// drain: each may now be held only by its own handles (see `Process::collect_if_orphaned`).
+static RECHECK: Mutex<Vec<Weak<Process>>> = Mutex::new(Vec::new());
+
+/// Notes that a handle naming `p` (or one of its threads) was released. Best effort under heap
+/// exhaustion: a note that cannot be recorded is skipped (the cycle then lives until `p` is
+/// killed or its last outside handle goes later).
+pub fn recheck(p: &Arc<Process>) {
+    // The released reference is the last one (it dies anyway), or the process has ended (its
+    // table is empty): nothing to check. Duplicates are harmless (the check is idempotent).
+    if Arc::strong_count(p) == 1 || p.ending().is_some() {
+        return;
+    }
+    let mut list = RECHECK.lock();
+    if list.try_reserve(1).is_ok() {
+        list.push(Arc::downgrade(p));
+    }
+}
+
+/// Destroys everything on the reaper list, one node per step, including what those steps add,
+/// and ends every noted process that only its own handles keep alive (which frees more).
 /// Call with no lock held (dropping handles wakes threads).
 pub fn drain() {
-    while let Some(mut node) = pop() {
-        let remains = core::mem::take(&mut node.remains);
-        drop(node);
-        finish(remains);
-        REAPED.fetch_add(1, Ordering::Relaxed);
+    loop {
+        while let Some(mut node) = pop() {
+            let remains = core::mem::take(&mut node.remains);
+            drop(node);
+            finish(remains);
+            REAPED.fetch_add(1, Ordering::Relaxed);
+        }
+        let Some(p) = RECHECK.lock().pop() else {
+            return;
+        };
+        if let Some(p) = p.upgrade() {
+            p.collect_if_orphaned();
+        }
     }
 }
 

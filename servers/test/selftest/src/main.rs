@@ -1,7 +1,8 @@
 //! `selftest`: the root of the TEST and BENCH images, and its own helper processes.
 //!
-//! As root (no start words), it reads the initfs the kernel mapped for it: with a file `bench`
-//! it runs the benchmarks ([`bench`]), otherwise the user-space test suite ([`tests`]), which
+//! As root (no start words), it reads the initfs the kernel mapped for it: with a file `fuzz`
+//! it runs the system-call fuzzer ([`fuzz`]), with a file `bench` the benchmarks ([`bench`]),
+//! otherwise the user-space test suite ([`tests`]), which
 //! prints `[utest] start|pass|fail <name>` lines and `[utest] done passed=N failed=M`, then exits
 //! 0 iff everything passed. Helpers (IPC peers, fault victims, sleepers) are this same image
 //! spawned again with a role in start word 0 ([`roles`]). Everything goes through libhsync;
@@ -13,6 +14,7 @@
 extern crate alloc;
 
 mod bench;
+mod fuzz;
 mod roles;
 mod tests;
 
@@ -42,6 +44,9 @@ fn main(args: StartArgs) -> i32 {
                 libhsync::println!("[utest] done passed=0 failed=1");
                 return 1;
             };
+            if let Some(conf) = archive.get("fuzz") {
+                return fuzz::run(me, conf, tests::own_priority());
+            }
             match archive.get("bench") {
                 Some(mode) => bench::run(me, mode, args),
                 None => tests::run(me, args),

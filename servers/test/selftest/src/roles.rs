@@ -72,6 +72,7 @@ pub fn run(role: u64, mut args: StartArgs) -> i32 {
         crate::tests::idl::ROLE => crate::tests::idl::serve_role(args),
         crate::tests::hw::ROLE => crate::tests::hw::role(args),
         crate::tests::teardown::ROLE => crate::tests::teardown::role(args),
+        crate::fuzz::ROLE => crate::fuzz::worker(args),
         _ => 6,
     }
 }

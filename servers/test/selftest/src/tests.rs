@@ -65,6 +65,7 @@ macro_rules! ok {
     };
 }
 
+mod churn;
 mod exhaustion;
 mod fastpath;
 mod fpu;
@@ -181,6 +182,7 @@ pub fn run(elf: &[u8], args: StartArgs) -> i32 {
         .chain(teardown::TESTS)
         .chain(lifetime::TESTS)
         .chain(exhaustion::TESTS)
+        .chain(churn::TESTS)
     {
         r.run(&mut ctx, name, f);
     }
@@ -189,7 +191,7 @@ pub fn run(elf: &[u8], args: StartArgs) -> i32 {
 }
 
 /// This process's priority: the highest at which it may create an (empty) process.
-fn own_priority() -> u64 {
+pub fn own_priority() -> u64 {
     (0..hsync_abi::PRIORITY_LEVELS)
         .rev()
         .find(|&p| Process::create_empty("prio-probe", p).is_ok())

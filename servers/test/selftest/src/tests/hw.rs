@@ -29,6 +29,9 @@ const OP_GRANTED_COM1: u64 = 2;
 /// exit 0 iff each fails with `InvalidHandle`.
 const OP_NOT_ROOT: u64 = 3;
 
+/// Helper: enable COM1 through the range in handle 0, read LSR, keep a duplicate of the range
+/// when start word 2 is 1, close the enabled handle, read LSR again (faults once revoked).
+const OP_CLOSE_THEN_READ: u64 = 4;
 const COM1: u16 = 0x3f8;
 const LSR: u16 = 5;
 
@@ -39,6 +42,10 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("hw_not_root_refused", not_root_refused),
     ("hw_irq_pit_bind_ack", irq_pit_bind_ack),
     ("hw_frame_physical", frame_physical),
+    (
+        "hw_ports_revoked_on_last_close",
+        ports_revoked_on_last_close,
+    ),
 ];
 
 /// Runs a helper operation; returns the exit code.
@@ -54,6 +61,27 @@ pub fn role(mut args: StartArgs) -> i32 {
                 Ok(p) => 0x100 | i32::from(p.read_u8(LSR)),
                 Err(_) => 2,
             },
+            None => 3,
+        },
+        OP_CLOSE_THEN_READ => match args.take_handle::<kinds::IoPortRange>(0) {
+            Some(range) => {
+                let keep = if args.word(2) == Some(1) {
+                    match range.duplicate(Rights::MANAGE) {
+                        Ok(d) => Some(d),
+                        Err(_) => return 6,
+                    }
+                } else {
+                    None
+                };
+                let Ok(ports) = IoPorts::enable(range, COM1, 8) else {
+                    return 2;
+                };
+                let _ = ports.read_u8(LSR);
+                drop(ports); // closes the handle it was enabled with
+                let v = IoPorts::without_grant(COM1, 8).read_u8(LSR);
+                drop(keep);
+                0x100 | i32::from(v)
+            }
             None => 3,
         },
         OP_NOT_ROOT => {
@@ -287,6 +315,49 @@ fn frame_physical(_: &mut Ctx) -> TestResult {
     ensure!(
         got == saved,
         "WC mapping reads {got:#x}, expected {saved:#x}"
+    );
+    // The rule for device mappings (docs/capabilities.md): closing the Frame handle does not
+    // unmap what was mapped from it; the mapping lasts until it is unmapped.
+    let dev = ok!(auth.frame_create_physical(VGA, 4096, uc));
+    let view = ok!(libhsync::memory::Mapping::new_ro(&dev, 4096));
+    ok!(dev.close());
+    let after_close = view
+        .as_slice()
+        .get(cell..cell + 2)
+        .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+    ensure!(
+        after_close == saved,
+        "the mapping of a closed device frame reads {after_close:#x}, expected {saved:#x}"
+    );
+    drop(view);
+    Ok(())
+}
+
+/// Closing a process's last handle to a port range disables the ports for it; a duplicate
+/// still held keeps them.
+fn ports_revoked_on_last_close(ctx: &mut Ctx) -> TestResult {
+    let auth = authority()?;
+    let range = ok!(auth.ioport_create(COM1, 8));
+    let rights = ok!(range.inspect()).rights;
+    let child = ok!(ok!(helper(ctx, OP_CLOSE_THEN_READ)
+        .word(0)
+        .handle(&range, rights))
+    .start());
+    let ended = ok!(child.process.wait(DEADLINE_NEVER));
+    ensure!(
+        ended.status == ExitStatus::Faulted(FaultKind::GeneralProtection),
+        "a read after the last close ended {:?}, expected a GeneralProtection fault",
+        ended.status
+    );
+    let child = ok!(ok!(helper(ctx, OP_CLOSE_THEN_READ)
+        .word(1)
+        .handle(&range, rights))
+    .start());
+    let ended = ok!(child.process.wait(DEADLINE_NEVER));
+    ensure!(
+        matches!(ended.status, ExitStatus::Exited(c) if c & 0x100 != 0 && c & 0xff != 0xff),
+        "with a duplicate held the read ended {:?}",
+        ended.status
     );
     Ok(())
 }
