@@ -223,6 +223,7 @@ fn call(cx: &Ctx, nr: Sysnum, a: [u64; 6]) -> Result<Out, Error> {
                 crate::hw::revoke_unheld(cx.p, r);
             }
             drop(obj);
+            crate::mm::heap::trim_soon();
             Ok([0; 6])
         }
         Sysnum::HandleDuplicate => {
@@ -371,6 +372,7 @@ fn call(cx: &Ctx, nr: Sysnum, a: [u64; 6]) -> Result<Out, Error> {
         Sysnum::ProcessKill => {
             let target = cx.process(a[0], Rights::MANAGE)?;
             target.end(ExitStatus::Killed, None);
+            crate::mm::heap::trim_soon();
             Ok([0; 6])
         }
         Sysnum::ProcessWait => process_wait(cx, a),
@@ -627,6 +629,7 @@ fn process_create(cx: &Ctx, a: [u64; 6]) -> Result<Out, Error> {
                 child.with_aspace(|s| crate::mm::elf::load(s, image).map_err(Error::from))
             })
             .map_err(|_| Error::OutOfMemory)??;
+            crate::mm::heap::trim_soon();
             Some(new_thread(
                 &child,
                 loaded.entry,

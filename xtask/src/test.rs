@@ -404,6 +404,10 @@ pub fn run(filter: Option<&str>, release: bool, limine: Option<PathBuf>) -> Resu
                 captured.elapsed.as_secs_f64(),
                 captured.outcome
             );
+            // Measured figures a suite reports (never asserted on): shown even when it passes.
+            for line in captured.output.lines().filter(|l| l.contains("[figure] ")) {
+                eprintln!("    {}", line.trim());
+            }
             if failed > 0 {
                 eprintln!(
                     "---- output of suite `{}` ----\n{}----",

@@ -3,7 +3,7 @@
 //! The heap starts as [`INITIAL_SIZE`] mapped bytes at [`HEAP_BASE`]. When talc runs out, its
 //! OOM handler maps fresh frames right above the current top and extends the heap in place, so
 //! there is no fixed ceiling short of the 512 GiB region (or physical memory). [`trim`] gives a
-//! free span at the top back to the PMM (after each reaper pass); free memory below the highest
+//! free span at the top back to the PMM (at the end of a system call that freed objects); free memory below the highest
 //! live allocation stays mapped for reuse.
 //!
 //! Exhaustion never panics a system call (issue 12): growth steps of at most [`MIN_GROWTH`]
@@ -107,9 +107,21 @@ pub fn headroom() -> bool {
     heap_free + free * PAGE_4K >= reserve / 2 * PAGE_4K
 }
 
+/// Set by whatever frees much heap (the reaper, a closed handle, a process's end): the next
+/// [`trim`] looks; other system calls skip it without a lock.
+static TRIM_SOON: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Asks the next [`trim`] to look for a free top span.
+pub fn trim_soon() {
+    TRIM_SOON.store(true, Ordering::Relaxed);
+}
+
 /// Gives the free span at the top of the heap back to the PMM, keeping [`INITIAL_SIZE`] and a
 /// slack of [`MIN_GROWTH`] above the highest allocation. Cheap when there is nothing to give.
 pub fn trim() {
+    if !TRIM_SOON.swap(false, Ordering::Relaxed) {
+        return;
+    }
     let mut talc = ALLOCATOR.lock();
     let heap = talc.oom_handler.heap;
     if heap.is_empty() {

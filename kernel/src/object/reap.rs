@@ -22,7 +22,7 @@
 use alloc::boxed::Box;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use hsync_kcore::cap::HandleTable;
 use spin::Mutex;
@@ -100,7 +100,12 @@ static LIST: Mutex<Option<Box<Node>>> = Mutex::new(None);
 /// Nodes the reaper has finished since boot.
 static REAPED: AtomicU64 = AtomicU64::new(0);
 
+/// Set when a node or a recheck is queued: lets [`drain`] return at once, without a lock,
+/// after the many system calls that queue nothing.
+static DIRTY: AtomicBool = AtomicBool::new(false);
+
 fn push(mut node: Box<Node>) {
+    DIRTY.store(true, Ordering::Release);
     let mut head = LIST.lock();
     node.next = head.take();
     *head = Some(node);
@@ -129,6 +134,7 @@ pub fn recheck(p: &Arc<Process>) {
     let mut list = RECHECK.lock();
     if list.try_reserve(1).is_ok() {
         list.push(Arc::downgrade(p));
+        DIRTY.store(true, Ordering::Release);
     }
 }
 
@@ -136,12 +142,16 @@ pub fn recheck(p: &Arc<Process>) {
 /// and ends every noted process that only its own handles keep alive (which frees more).
 /// Call with no lock held (dropping handles wakes threads).
 pub fn drain() {
+    if !DIRTY.swap(false, Ordering::Acquire) {
+        return;
+    }
     loop {
         while let Some(mut node) = pop() {
             let remains = core::mem::take(&mut node.remains);
             drop(node);
             finish(remains);
             REAPED.fetch_add(1, Ordering::Relaxed);
+            crate::mm::heap::trim_soon();
         }
         let Some(p) = RECHECK.lock().pop() else {
             return;

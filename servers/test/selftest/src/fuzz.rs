@@ -19,8 +19,8 @@
 //! interleave follows the timer, so a replay repeats the calls, not necessarily their order.
 //!
 //! Output: `[fuzz] start ...`, one `[fuzz] round ...` line per round, `[fuzz] fail ...` for a
-//! counter that did not come back, and `[fuzz] done seed=S rounds=R calls=N refused=M ms=T
-//! failures=F`. A kernel panic ends the run with the kernel's report instead.
+//! counter that did not come back, and `[figure] [fuzz] done seed=S rounds=R calls=N refused=M
+//! ms=T failures=F`. A kernel panic ends the run with the kernel's report instead.
 
 use alloc::format;
 use alloc::string::String;
@@ -302,7 +302,7 @@ fn rounds(me: &[u8], c: Config, prio: u64) -> Result<u64, String> {
     }
     let ms = (libhsync::clock() - t0) / 1_000_000;
     libhsync::println!(
-        "[fuzz] done seed={:#x} rounds={round} calls={total} refused={refused_total} ms={ms} failures={failures}",
+        "[figure] [fuzz] done seed={:#x} rounds={round} calls={total} refused={refused_total} ms={ms} failures={failures}",
         c.seed
     );
     Ok(failures)

@@ -71,7 +71,7 @@ fn churn(what: &str, mut one: impl FnMut(u64) -> TestResult) -> TestResult {
     }
     same(&before, &now)?;
     libhsync::println!(
-        "churn: {what}: first {WINDOW} cycles {} us, last {WINDOW} cycles {} us ({} per mille)",
+        "[figure] churn: {what}: first {WINDOW} cycles {} us, last {WINDOW} cycles {} us ({} per mille)",
         first / 1000,
         last / 1000,
         last * 1000 / first.max(1)

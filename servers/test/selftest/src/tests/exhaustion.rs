@@ -98,7 +98,7 @@ fn every_frame_then_syscalls(ctx: &mut Ctx) -> TestResult {
         free_or_heap(&s1, &h1) == free_or_heap(&s0, &h0),
         "frames leaked: before {s0:?} {h0:?}, after {s1:?} {h1:?}"
     );
-    libhsync::println!("exhaustion: {oom} calls refused with OutOfMemory, {ok} served");
+    libhsync::println!("[figure] exhaustion: {oom} calls refused with OutOfMemory, {ok} served");
     Ok(())
 }
 

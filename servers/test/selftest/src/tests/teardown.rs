@@ -245,6 +245,6 @@ fn kernel_stack_high_water(_: &mut Ctx) -> TestResult {
         used < size / 2,
         "a kernel stack reached {used} of {size} bytes"
     );
-    libhsync::println!("teardown: deepest kernel stack {used} of {size} bytes");
+    libhsync::println!("[figure] teardown: deepest kernel stack {used} of {size} bytes");
     Ok(())
 }
