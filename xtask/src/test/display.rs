@@ -302,7 +302,8 @@ const GREETING: &str = "HSYNC-OS shell: type `help`";
 const CONSOLE_FG: u32 = 0xAAAAAA;
 
 /// The session: greeting (picture 0), `wave on`, a few commands while it runs, picture 1,
-/// `display`, poweroff.
+/// `display`, then `clear` and `mem` (picture 2: the console region holds only `mem`'s two
+/// lines at its top, the panel still runs), poweroff.
 const SESSION: &[Step] = &[
     Step {
         after: GREETING,
@@ -322,9 +323,48 @@ const SESSION: &[Step] = &[
     },
     Step {
         after: "display: frames=",
+        input: Input::Serial(b"clear\rmem\r"),
+    },
+    Step {
+        after: " objects",
         input: Input::Serial(b"poweroff\r"),
     },
 ];
+
+/// The steps whose pictures are taken (before their input): the greeting, the wave, after
+/// `clear`.
+const PICTURES: [usize; 3] = [0, 3, 5];
+
+/// What a picture must show: the greeting at row 2, a connected trace, or after `clear` the
+/// `mem` report at the console's top, the cursor under it and nothing else down to the panel
+/// (and the trace).
+fn picture_ok(i: usize, img: &Ppm) -> Result<(), String> {
+    match i {
+        0 => fb_text(img, 0, 2, GREETING, CONSOLE_FG, 0),
+        3 => fb_trace(img, img.width * 3 / 4).map(|_| ()),
+        _ => {
+            fb_text(img, 0, 1, "memory: ", CONSOLE_FG, 0)?;
+            fb_text(img, 0, 2, "kernel: ", CONSOLE_FG, 0)?;
+            // Rows 3.. of the console region (the panel starts at 5/8 of the screen) are blank
+            // but for the cursor's underline in cell (0, 3).
+            let panel_top = img.height * 5 / 8;
+            let cursor = |x: usize, y: usize| x < 8 && y < 4 * 16;
+            if let Some((x, y)) = (3 * 16..panel_top)
+                .flat_map(|y| (0..img.width).map(move |x| (x, y)))
+                .find(|&(x, y)| img.pixel(x, y) != 0 && !cursor(x, y))
+            {
+                return Err(format!("after `clear`: pixel ({x}, {y}) is not background"));
+            }
+            // The cursor: an underline (cell rows 13 and 14) where the next glyph goes.
+            if let Some(x) = (0..8).find(|&x| img.pixel(x, 3 * 16 + 13) != CONSOLE_FG) {
+                return Err(format!(
+                    "no cursor underline in cell (0, 3): pixel ({x}, 61)"
+                ));
+            }
+            fb_trace(img, img.width * 3 / 4).map(|_| ())
+        }
+    }
+}
 
 /// Runs the selected suites: one boot each, under OVMF.
 pub fn run(
@@ -385,7 +425,7 @@ fn session(suite: &str, iso: std::path::PathBuf, symbolizer: &Symbolizer) -> Res
         symbolizer,
         |event, monitor| {
             let Event::Step(i) = event else { return };
-            if i != 0 && i != 3 {
+            if !PICTURES.contains(&i) {
                 return;
             }
             if monitor.is_none() {
@@ -399,11 +439,7 @@ fn session(suite: &str, iso: std::path::PathBuf, symbolizer: &Symbolizer) -> Res
             let mut last: Result<Ppm> = Err("no QEMU monitor connection".into());
             while let Some(m) = monitor.as_mut() {
                 last = screendump(m, &path);
-                let good = match &last {
-                    Ok(img) if i == 0 => fb_text(img, 0, 2, GREETING, CONSOLE_FG, 0).is_ok(),
-                    Ok(img) => fb_trace(img, img.width * 3 / 4).is_ok(),
-                    Err(_) => false,
-                };
+                let good = last.as_ref().is_ok_and(|img| picture_ok(i, img).is_ok());
                 if good || Instant::now() > until {
                     break;
                 }
@@ -452,16 +488,13 @@ fn judge(
     pictures: &[Result<Ppm>],
 ) -> Vec<Case> {
     let geometry = logged_geometry(output);
-    let text = match pictures.first() {
-        Some(Ok(img)) => fb_text(img, 0, 2, GREETING, CONSOLE_FG, 0),
+    // Picture `n` (of the step PICTURES[n]) judged.
+    let judged = |n: usize| match pictures.get(n) {
+        Some(Ok(img)) => picture_ok(PICTURES[n], img),
         Some(Err(e)) => Err(e.clone()),
-        None => Err("no picture after the greeting".into()),
+        None => Err(format!("no picture at session step {}", PICTURES[n])),
     };
-    let trace = match pictures.get(1) {
-        Some(Ok(img)) => fb_trace(img, img.width * 3 / 4).map(|_| ()),
-        Some(Err(e)) => Err(e.clone()),
-        None => Err("no picture while the wave ran".into()),
-    };
+    let (text, trace, cleared) = (judged(0), judged(1), judged(2));
     let status_line = match pictures.first() {
         Some(Ok(img)) => fb_text(img, 1, 0, "HSYNC-OS | up ", 0x000000, CONSOLE_FG),
         _ => Err("no picture".into()),
@@ -490,6 +523,12 @@ fn judge(
             "trace_is_connected",
             trace.is_ok(),
             trace.err().unwrap_or_default(),
+        ),
+        check(
+            suite,
+            "clear_blanks_the_console",
+            cleared.is_ok(),
+            cleared.err().unwrap_or_default(),
         ),
         check(
             suite,
