@@ -14,6 +14,7 @@ mod manifest;
 mod new_server;
 mod qemu;
 mod screenshot;
+mod size;
 mod symbolize;
 mod test;
 mod toolchain;
@@ -111,6 +112,16 @@ enum Command {
     /// several processes and threads, each round checked against the kernel's counters; prints
     /// calls per second, failures and the seed that reproduces a run.
     Fuzz(fuzz::FuzzArgs),
+    /// Where the kernel's bytes go, from its symbol table: loaded sections, code per crate, the
+    /// in-kernel tests' share, the largest functions (release build unless --debug).
+    Size {
+        /// Build with the debug profile instead of release.
+        #[arg(long)]
+        debug: bool,
+        /// How many of the largest functions to list.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+    },
     /// Validate the system manifest (initfs/system.toml, or --check FILE) and print the start
     /// order and every server's grants; errors name the file, line and column.
     Manifest {
@@ -219,6 +230,7 @@ fn main() -> ExitCode {
             release,
         } => screenshot::run(uefi, wave, out.as_deref(), release).map(|_| ExitCode::SUCCESS),
         Command::Fuzz(args) => fuzz::run(&args),
+        Command::Size { debug, top } => size::run(debug, top),
         Command::Manifest { check } => manifest::run(check.as_deref()).map(|_| ExitCode::SUCCESS),
     };
     match result {

@@ -104,7 +104,8 @@ fn describe(loader: &addr2line::Loader, addr: u64) -> Option<String> {
     exact.or_else(|| symbol(loader, addr))
 }
 
-fn demangle(name: &str) -> String {
+/// A symbol name demangled, without rustc's hash suffix.
+pub fn demangle(name: &str) -> String {
     strip_hash(&addr2line::demangle_auto(name.into(), None)).to_owned()
 }
 
