@@ -12,6 +12,7 @@
 //! * the runtime ([`rt`]): `_start`, a `talc` heap grown from Frames, panic → debug log + exit,
 //!   a `log` backend on the kernel debug log, [`println!`];
 //! * hardware ([`hw`]): I/O ports, IRQ lines and device memory for drivers, from granted handles;
+//! * the server loop ([`serve`]): an endpoint multiplexed with IRQs and notifications;
 //! * [`raw`]: unvalidated calls for tests of the kernel's argument checks.
 //! * [`sse`]: SSE register load/check helpers for tests of lazy FPU switching.
 //!
@@ -34,6 +35,8 @@
 #![no_std]
 #![deny(missing_docs)]
 
+extern crate alloc;
+
 pub mod fault;
 pub mod handle;
 pub mod hw;
@@ -44,6 +47,7 @@ pub mod process;
 pub mod protocol;
 pub mod raw;
 pub mod rt;
+pub mod server;
 pub mod sse;
 pub mod sys;
 pub mod sysinfo;
@@ -57,6 +61,7 @@ pub use hsync_abi::{
     POWER_REBOOT, Rights,
 };
 pub use ipc::{IpcBuf, Msg, Received};
+pub use server::serve;
 pub use sysinfo::{SystemInfo, clock, debug_log, null, rdtsc, sleep_until, system_info, yield_now};
 
 use hsync_abi::startup::ROOT_INITFS_ADDR;

@@ -1,5 +1,5 @@
 //! Processes and threads: creating, starting, waiting, killing; the ELF-spawn helper
-//! [`Spawn`]; threads of this process ([`spawn_thread`]).
+//! [`Spawn`]; threads of this process ([`spawn_thread`], [`spawn_thread_with`]).
 //!
 //! ```no_run
 //! use libhsync::process::{Image, Spawn};
@@ -14,6 +14,7 @@ use hsync_abi::{
     DEADLINE_NOW, Error, ExitStatus, FaultRecord, HandleRecord, MapFlags, PAGE_SIZE, Rights, Sysnum,
 };
 
+use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::handle::{Frame, Handle, Process, Thread, kind::Kind};
@@ -282,6 +283,11 @@ impl<'a> Spawn<'a> {
         self
     }
 
+    /// Appends start words in order (as [`Spawn::word`] each).
+    pub fn words(self, words: &[u64]) -> Self {
+        words.iter().fold(self, |s, &w| s.word(w))
+    }
+
     /// Appends a handle to grant with `rights` ([`Error::MessageTooLong`] past
     /// [`CHILD_MAX_HANDLES`]).
     pub fn handle<K: Kind>(mut self, h: &Handle<K>, rights: Rights) -> Result<Self, Error> {
@@ -424,6 +430,40 @@ pub fn spawn_thread(entry: fn(u64, IpcBuf), arg: u64, priority: u64) -> Result<T
     let thread: Thread = Handle::from_raw(hsync_abi::Handle::from_raw(out[0]));
     thread.start(entry as *const () as u64, arg)?;
     Ok(thread)
+}
+
+/// Starts a thread of this process running `f(arg, ipc_buffer)`, with `f` and `arg` moved into
+/// it: the way to hand a thread its handles without a `static`. Otherwise as [`spawn_thread`].
+///
+/// ```no_run
+/// # fn f(irq: libhsync::hw::Irq) -> Result<(), libhsync::Error> {
+/// libhsync::process::spawn_thread_with(
+///     |irq: libhsync::hw::Irq, _ipc| while irq.wait().is_ok() { /* ... */ },
+///     irq,
+///     16,
+/// )?;
+/// # Ok(()) }
+/// ```
+pub fn spawn_thread_with<A, F>(f: F, arg: A, priority: u64) -> Result<Thread, Error>
+where
+    A: Send + 'static,
+    F: FnOnce(A, IpcBuf) + Send + 'static,
+{
+    let boxed = Box::into_raw(Box::new((f, arg)));
+    spawn_thread(run_boxed::<A, F>, boxed as u64, priority).inspect_err(|_| {
+        // SAFETY: the thread was never started (spawn_thread failed), so `boxed`, from
+        // `Box::into_raw` above, is still owned here alone.
+        drop(unsafe { Box::from_raw(boxed) });
+    })
+}
+
+/// The entry of a [`spawn_thread_with`] thread: takes back the box whose address is `arg`.
+fn run_boxed<A, F: FnOnce(A, IpcBuf)>(arg: u64, ipc: IpcBuf) {
+    // SAFETY: `spawn_thread_with` started this thread with `arg` = `Box::into_raw` of an
+    // `(F, A)` and gave up ownership of it; this thread runs this entry once.
+    let boxed = unsafe { Box::from_raw(arg as *mut (F, A)) };
+    let (f, a) = *boxed;
+    f(a, ipc);
 }
 
 extern "C" fn trampoline(entry: u64, arg: u64, ipc: u64) -> ! {

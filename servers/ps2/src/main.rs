@@ -2,10 +2,9 @@
 //! 1: the controller translates) are decoded with `pc-keyboard` (US 104 layout) into
 //! [`KeyEvent`]s, queued per client, and announced to subscribers.
 //!
-//! One thread owns the controller and all state: the serving thread. IRQ 1 reaches it as a
-//! request from a helper thread that waits on the line's notification and calls the server's
-//! own endpoint with a badge minted here ([`IRQ_BADGE`]); the helper acks the line after the
-//! reply and calls once more (bytes that came while it was masked raised no edge). No locks; an interrupt is handled between two client requests.
+//! One thread owns the controller and all state: the serving thread of [`libhsync::serve`],
+//! which hands it IRQ 1 ([`Ps2::on_irq`]) between two client requests and unmasks the line
+//! after each. No locks.
 //!
 //! Start: by root ([`hsync_root_api::Start`]: export 0 = `ps2`, port ranges 0x60 and 0x64 in
 //! that order, IRQ 1, import `serial` for the log), or, in the driver bring-up image (`cargo
@@ -21,9 +20,8 @@ use alloc::collections::{BTreeMap, VecDeque};
 
 use hsync_ps2_api::{KEY_READY, KeyEvent, Ps2Error, Ps2Server, Special};
 use hsync_root_api::Start;
-use libhsync::hw::{HwAuthority, IoPorts, Irq, IrqLine};
-use libhsync::protocol::{Message, status};
-use libhsync::{Endpoint, IpcBuf, Notification, Rights, StartArgs};
+use libhsync::hw::{HwAuthority, IoPorts, IrqLine};
+use libhsync::{Endpoint, Notification, StartArgs};
 use pc_keyboard::layouts::Us104Key;
 use pc_keyboard::{
     DecodedKey, EventDecoder, HandleControl, KeyCode, KeyState, ScancodeSet, ScancodeSet1,
@@ -31,12 +29,6 @@ use pc_keyboard::{
 
 libhsync::entry!(main);
 
-/// Badge of the interrupt helper's handle to our own endpoint.
-const IRQ_BADGE: u64 = u64::MAX;
-/// Label of "the line fired" (outside the protocol's labels).
-const IRQ_LABEL: u64 = 0xFFFF_0000;
-/// Priority of the interrupt helper (at most the server's own: the manifest gives it 20).
-const HELPER_PRIORITY: u64 = 16;
 /// Client queues, and events each holds before new ones are dropped.
 const MAX_CLIENTS: usize = 8;
 const QUEUE_LEN: usize = 128;
@@ -352,19 +344,6 @@ fn resources(args: &mut StartArgs) -> Result<Resources, &'static str> {
     })
 }
 
-/// What the helper thread gets: the line and a badged handle to our endpoint.
-static HELPER: spin::Mutex<Option<(Irq, Endpoint)>> = spin::Mutex::new(None);
-
-/// The interrupt helper: wait for the line, have the server handle it, unmask it
-/// (`libhsync::hw::irq_pump`).
-fn irq_helper(_arg: u64, _ipc: IpcBuf) {
-    let Some((irq, ep)) = HELPER.lock().take() else {
-        return;
-    };
-    let e = libhsync::hw::irq_pump(&irq, &ep, IRQ_LABEL);
-    log::error!("ps2: IRQ helper stops: {e}");
-}
-
 fn main(mut args: StartArgs) -> i32 {
     let res = match resources(&mut args) {
         Ok(r) => r,
@@ -383,30 +362,15 @@ fn main(mut args: StartArgs) -> i32 {
     }
     let mut ps2 = Ps2::new(ctl);
     ps2.log_keys = res.bring_up;
-    let helper = Irq::new(res.irq).and_then(|irq| {
-        let ep = res.endpoint.badged(Rights::SEND, IRQ_BADGE)?;
-        *HELPER.lock() = Some((irq, ep));
-        libhsync::process::spawn_thread(irq_helper, 0, HELPER_PRIORITY)
-    });
-    if let Err(e) = helper {
-        log::error!("ps2: cannot start the IRQ helper (needs DUPLICATE on the export): {e}");
-        return 1;
-    }
-    ps2.on_irq();
     if let Some(root) = &res.root
         && let Err(e) = root.ready(&mut args.ipc)
     {
         log::warn!("ps2: ready handshake failed: {e}");
     }
     log::info!("ps2: i8042 ready (self-test passed, translation on, IRQ 1)");
-    let err = libhsync::protocol::serve_with(&res.endpoint, &mut args.ipc, |badge, req| {
-        if badge == IRQ_BADGE && req.label() == IRQ_LABEL {
-            ps2.on_irq();
-            Message::new(status::OK)
-        } else {
-            ps2.dispatch(badge, req)
-        }
-    });
+    let err = libhsync::serve(&res.endpoint)
+        .on_irq(res.irq, Ps2::on_irq)
+        .run(&mut args.ipc, &mut ps2, Ps2::dispatch);
     log::error!("ps2: stopped serving: {err:?}");
     2
 }

@@ -1,13 +1,9 @@
 //! `serial`: the COM1 16550 UART — interrupt-driven receive into a ring buffer, buffered
 //! transmit, and the system log sink (`log_chunk`, see `libhsync::logsink`).
 //!
-//! One thread owns the UART and all state: the serving thread. Interrupts reach it as requests:
-//! a helper thread waits on IRQ 4's notification and *calls* the server's own endpoint (badge
-//! [`IRQ_BADGE`], label [`IRQ_LABEL`]); the server drains the UART, replies, and the helper acks
-//! the line, then calls once more (an edge lost while the line was masked would otherwise
-//! stall it). So there is no lock, and an interrupt is handled between two client requests, never
-//! in the middle of one. A client cannot fake an interrupt: the badge is minted here and root's
-//! client badges are small indices.
+//! One thread owns the UART and all state: the serving thread of [`libhsync::serve`], which
+//! hands it IRQ 4 ([`Serial::on_irq`]) between two client requests, never in the middle of one,
+//! and unmasks the line after each. So there is no lock.
 //!
 //! Why not the `uart_16550` crate (the kernel uses it for its own log): it executes `in`/`out`
 //! itself on its own port type, and servers are `forbid(unsafe_code)` with port access only
@@ -27,18 +23,11 @@ use alloc::vec::Vec;
 
 use hsync_root_api::Start;
 use hsync_serial_api::{Bytes, RX_READY, SerialError, SerialServer};
-use libhsync::hw::{HwAuthority, IoPorts, Irq, IrqLine};
-use libhsync::protocol::{Message, status};
-use libhsync::{Endpoint, IpcBuf, Notification, Rights, StartArgs};
+use libhsync::hw::{HwAuthority, IoPorts, IrqLine};
+use libhsync::{Endpoint, Notification, StartArgs};
 
 libhsync::entry!(main);
 
-/// Badge of the interrupt helper's handle to our own endpoint.
-const IRQ_BADGE: u64 = u64::MAX;
-/// Label of "the line fired" (outside the protocol's labels).
-const IRQ_LABEL: u64 = 0xFFFF_0000;
-/// Priority of the interrupt helper (at most the server's own: the manifest gives it 24).
-const HELPER_PRIORITY: u64 = 16;
 /// Receive and transmit buffer sizes.
 const RX_CAP: usize = 4096;
 const TX_CAP: usize = 8192;
@@ -339,19 +328,6 @@ fn resources(args: &mut StartArgs) -> Result<Resources, &'static str> {
     })
 }
 
-/// What the helper thread gets: the line and a badged handle to our endpoint.
-static HELPER: spin::Mutex<Option<(Irq, Endpoint)>> = spin::Mutex::new(None);
-
-/// The interrupt helper: wait for the line, have the server handle it, unmask it
-/// (`libhsync::hw::irq_pump`).
-fn irq_helper(_arg: u64, _ipc: IpcBuf) {
-    let Some((irq, ep)) = HELPER.lock().take() else {
-        return;
-    };
-    let e = libhsync::hw::irq_pump(&irq, &ep, IRQ_LABEL);
-    log::error!("serial: IRQ helper stops: {e}");
-}
-
 fn main(mut args: StartArgs) -> i32 {
     let res = match resources(&mut args) {
         Ok(r) => r,
@@ -364,17 +340,6 @@ fn main(mut args: StartArgs) -> i32 {
     if res.bring_up {
         serial.echo = Some(Vec::new());
     }
-    let helper = Irq::new(res.irq).and_then(|irq| {
-        let ep = res.endpoint.badged(Rights::SEND, IRQ_BADGE)?;
-        *HELPER.lock() = Some((irq, ep));
-        libhsync::process::spawn_thread(irq_helper, 0, HELPER_PRIORITY)
-    });
-    if let Err(e) = helper {
-        log::error!("serial: cannot start the IRQ helper (needs DUPLICATE on the export): {e}");
-        return 1;
-    }
-    // Bytes that arrived before the helper was listening.
-    serial.on_irq();
     if let Some(root) = &res.root
         && let Err(e) = root.ready(&mut args.ipc)
     {
@@ -385,14 +350,9 @@ fn main(mut args: StartArgs) -> i32 {
         RX_CAP,
         if res.bring_up { ", bring-up echo" } else { "" }
     );
-    let err = libhsync::protocol::serve_with(&res.endpoint, &mut args.ipc, |badge, req| {
-        if badge == IRQ_BADGE && req.label() == IRQ_LABEL {
-            serial.on_irq();
-            Message::new(status::OK)
-        } else {
-            serial.dispatch(badge, req)
-        }
-    });
+    let err = libhsync::serve(&res.endpoint)
+        .on_irq(res.irq, Serial::on_irq)
+        .run(&mut args.ipc, &mut serial, Serial::dispatch);
     log::error!("serial: stopped serving: {err:?}");
     2
 }

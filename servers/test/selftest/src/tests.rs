@@ -73,6 +73,7 @@ pub mod hw;
 mod lifetime;
 mod peer_death;
 mod power;
+mod serve;
 pub mod teardown;
 
 pub mod idl;
@@ -183,6 +184,7 @@ pub fn run(elf: &[u8], args: StartArgs) -> i32 {
         .chain(lifetime::TESTS)
         .chain(exhaustion::TESTS)
         .chain(churn::TESTS)
+        .chain(serve::TESTS)
     {
         r.run(&mut ctx, name, f);
     }

@@ -4,9 +4,10 @@
 
 use alloc::format;
 use alloc::string::String;
-use core::sync::atomic::{AtomicU64, Ordering};
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, Ordering};
 
-use libhsync::{Endpoint, Error, Handle, IpcBuf, Msg, Notification, Rights};
+use libhsync::{Endpoint, Error, Msg, Notification, Rights};
 
 use super::{Ctx, TestResult};
 use crate::roles;
@@ -15,21 +16,10 @@ use crate::roles;
 pub(super) const GOT_PEER_DIED: u64 = 1;
 const GOT_OTHER: u64 = 2;
 
-/// The notification the next helper reports on (its raw handle), read by the helper as it
-/// starts; [`start_blocked_sender`] waits for it, so helpers never share one.
-static REPORT_TO: AtomicU64 = AtomicU64::new(0);
-/// Set in the helper's argument: use `call` (else `send`).
-const CALL: u64 = 1;
-
-/// Helper thread: `arg` is a SEND endpoint handle shifted left by one, plus [`CALL`]; it calls
-/// or sends once and signals the outcome.
-fn blocked_sender(arg: u64, _ipc: IpcBuf) {
-    let n: Notification = Handle::from_raw(hsync_abi::Handle::from_raw(
-        REPORT_TO.swap(0, Ordering::Relaxed),
-    ));
-    let ep: Endpoint = Handle::from_raw(hsync_abi::Handle::from_raw(arg >> 1));
+/// Helper thread: calls (or sends, unless `call`) once on `ep` and signals the outcome on `n`.
+fn blocked_sender(n: &Notification, ep: &Endpoint, call: bool) {
     let r = match Msg::new(1, &[1]) {
-        Ok(m) if arg & CALL != 0 => ep.call(m).map(|_| ()),
+        Ok(m) if call => ep.call(m).map(|_| ()),
         Ok(m) => ep.send(m),
         Err(e) => Err(e),
     };
@@ -53,21 +43,19 @@ pub(super) fn start_blocked_sender(
 ) -> Result<Notification, String> {
     let n = ok!(Notification::create());
     let theirs = ok!(n.duplicate(Rights::SIGNAL));
-    let e = ep.into_raw().raw();
-    ensure!(e >> 63 == 0, "handle value too wide");
-    REPORT_TO.store(theirs.into_raw().raw(), Ordering::Relaxed);
-    let arg = e << 1 | if call { CALL } else { 0 };
-    ok!(libhsync::process::spawn_thread(
-        blocked_sender,
-        arg,
+    let started = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&started);
+    ok!(libhsync::process::spawn_thread_with(
+        move |(n, ep): (Notification, Endpoint), _ipc| {
+            flag.store(true, Ordering::Relaxed);
+            blocked_sender(&n, &ep, call);
+        },
+        (theirs, ep),
         ctx.prio
     ));
     // Same priority, one CPU: sleeping lets the helper run until it blocks in the endpoint.
     ok!(libhsync::sleep_until(libhsync::clock() + 20_000_000));
-    ensure!(
-        REPORT_TO.load(Ordering::Relaxed) == 0,
-        "the helper did not start"
-    );
+    ensure!(started.load(Ordering::Relaxed), "the helper did not start");
     ensure!(
         still_waiting(&n),
         "the helper returned before anything closed the endpoint"
