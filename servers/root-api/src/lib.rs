@@ -21,7 +21,8 @@
 //! then, when a framebuffer is granted (a [`ResourceKind::Framebuffer`] resource: a
 //! write-combining Frame over it), its geometry: [`FB_GEOMETRY_WORDS`] words
 //! ([`FbGeometry::to_words`]).
-//! [`Start::take`] reads all of it; a server should not index start handles itself.
+//! [`StartLayout`] writes (root, test probes) and decodes these words; [`Start::take`] reads
+//! them and the handles. A server should not index start handles itself.
 //!
 //! # Protocol
 //!
@@ -382,15 +383,223 @@ pub struct ResourceInfo {
     pub b: u64,
 }
 
+/// Most imports, resources and exports a start layout holds (each is a start handle).
+const LAYOUT_CAP: usize = MAX_START_HANDLES;
+
+/// A server's start words, as root writes them and [`Start::take`] reads them (see the crate
+/// docs for the layout): built with [`StartLayout::new`] and its adders, in the same order as
+/// the start handles are passed (exports, imports, resources with the framebuffer last, root);
+/// encoded with [`StartLayout::words`]; decoded with [`StartLayout::decode`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StartLayout {
+    index: u64,
+    exports: usize,
+    imports: usize,
+    import_hashes: [u64; LAYOUT_CAP],
+    resources: usize,
+    resource_words: [(u64, u64); LAYOUT_CAP],
+    framebuffer: Option<FbGeometry>,
+    overflow: bool,
+}
+
+/// Encoded start words ([`StartLayout::words`]).
+#[derive(Clone, Copy, Debug)]
+pub struct StartWords {
+    words: [u64; libhsync::process::CHILD_MAX_WORDS],
+    len: usize,
+}
+
+impl StartWords {
+    /// The words, in start order.
+    pub fn as_slice(&self) -> &[u64] {
+        &self.words[..self.len]
+    }
+}
+
+impl StartLayout {
+    /// The layout of the server with start index `index` (its badge is `index + 1`), with
+    /// nothing granted yet.
+    pub const fn new(index: u64) -> StartLayout {
+        StartLayout {
+            index,
+            exports: 0,
+            imports: 0,
+            import_hashes: [0; LAYOUT_CAP],
+            resources: 0,
+            resource_words: [(0, 0); LAYOUT_CAP],
+            framebuffer: None,
+            overflow: false,
+        }
+    }
+
+    /// One more export endpoint.
+    pub fn export(&mut self) -> &mut Self {
+        self.exports += 1;
+        self.overflow |= self.exports > LAYOUT_CAP;
+        self
+    }
+
+    /// One more import, of the protocol called `protocol`.
+    pub fn import(&mut self, protocol: &str) -> &mut Self {
+        self.import_hash(protocol_hash(protocol))
+    }
+
+    /// One more import, by its [`protocol_hash`].
+    pub fn import_hash(&mut self, hash: u64) -> &mut Self {
+        match self.import_hashes.get_mut(self.imports) {
+            Some(slot) => *slot = hash,
+            None => self.overflow = true,
+        }
+        self.imports += 1;
+        self
+    }
+
+    /// One more resource: `kind`, its first word's value `a` (first port, IRQ line or physical
+    /// base, below 2^56) and `b` (port count, 0, or size in bytes). A
+    /// [`ResourceKind::Framebuffer`] is added with [`StartLayout::framebuffer`] instead.
+    pub fn resource(&mut self, kind: ResourceKind, a: u64, b: u64) -> &mut Self {
+        match self.resource_words.get_mut(self.resources) {
+            Some(slot) => *slot = (resource_word(kind, a), b),
+            None => self.overflow = true,
+        }
+        self.resources += 1;
+        self
+    }
+
+    /// The framebuffer as the last resource (physical `base`, `size` in bytes) and its
+    /// geometry after the resource words.
+    pub fn framebuffer(&mut self, base: u64, size: u64, geometry: FbGeometry) -> &mut Self {
+        self.overflow |= self.framebuffer.is_some();
+        self.framebuffer = Some(geometry);
+        self.resource(ResourceKind::Framebuffer, base, size)
+    }
+
+    /// Number of start words the layout takes.
+    pub fn word_count(&self) -> usize {
+        START_HEADER_WORDS
+            + self.imports
+            + 2 * self.resources
+            + self.framebuffer.map_or(0, |_| FB_GEOMETRY_WORDS)
+    }
+
+    /// Number of start handles it describes (exports, imports, resources, root).
+    pub fn handle_count(&self) -> usize {
+        self.exports + self.imports + self.resources + 1
+    }
+
+    /// The start words; `None` when they or the handles do not fit what a process receives
+    /// (`CHILD_MAX_WORDS`, `CHILD_MAX_HANDLES`).
+    pub fn words(&self) -> Option<StartWords> {
+        if self.overflow
+            || self.word_count() > libhsync::process::CHILD_MAX_WORDS
+            || self.handle_count() > MAX_START_HANDLES
+        {
+            return None;
+        }
+        let mut out = StartWords {
+            words: [0; libhsync::process::CHILD_MAX_WORDS],
+            len: 0,
+        };
+        let counts =
+            self.exports as u64 | (self.imports as u64) << 8 | (self.resources as u64) << 16;
+        let resources = self.resource_words[..self.resources]
+            .iter()
+            .flat_map(|&(a, b)| [a, b]);
+        let geometry = self.framebuffer.map(|g| g.to_words());
+        let all = [START_MAGIC, self.index, counts]
+            .into_iter()
+            .chain(self.import_hashes[..self.imports].iter().copied())
+            .chain(resources)
+            .chain(geometry.into_iter().flatten());
+        for (slot, w) in out.words.iter_mut().zip(all) {
+            *slot = w;
+            out.len += 1;
+        }
+        Some(out)
+    }
+
+    /// Reads start words written by [`StartLayout::words`]; `None` when they are not a start
+    /// layout (no [`START_MAGIC`], counts that do not fit the words or the limits, an unknown
+    /// resource kind, a framebuffer without its geometry).
+    pub fn decode(words: &[u64]) -> Option<StartLayout> {
+        let (&[magic, index, counts], rest) = words.split_first_chunk::<START_HEADER_WORDS>()?;
+        if magic != START_MAGIC {
+            return None;
+        }
+        let mut l = StartLayout::new(index);
+        l.exports = (counts & 0xff) as usize;
+        let imports = ((counts >> 8) & 0xff) as usize;
+        let resources = ((counts >> 16) & 0xff) as usize;
+        if l.exports > LAYOUT_CAP || imports > LAYOUT_CAP || resources > LAYOUT_CAP {
+            return None;
+        }
+        let hashes = rest.get(..imports)?;
+        l.import_hashes[..imports].copy_from_slice(hashes);
+        l.imports = imports;
+        let res = rest.get(imports..imports + 2 * resources)?;
+        for (i, pair) in res.chunks_exact(2).enumerate() {
+            l.resource_words[i] = (pair[0], pair[1]);
+            l.resources += 1;
+            let kind = l.resource_info(i)?.kind;
+            if kind == ResourceKind::Framebuffer {
+                let at = imports + 2 * resources;
+                let w: &[u64; FB_GEOMETRY_WORDS] =
+                    rest.get(at..at + FB_GEOMETRY_WORDS)?.try_into().ok()?;
+                l.framebuffer = Some(FbGeometry::from_words(w)?);
+            }
+        }
+        Some(l)
+    }
+
+    /// The server's index in start order.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Number of exports.
+    pub fn exports(&self) -> usize {
+        self.exports
+    }
+
+    /// The imports' protocol hashes, in start-handle order.
+    pub fn imports(&self) -> &[u64] {
+        &self.import_hashes[..self.imports.min(LAYOUT_CAP)]
+    }
+
+    /// Number of resources (the framebuffer included).
+    pub fn resources(&self) -> usize {
+        self.resources
+    }
+
+    /// What resource `i` is.
+    pub fn resource_info(&self, i: usize) -> Option<ResourceInfo> {
+        let &(w, b) = self.resource_words[..self.resources.min(LAYOUT_CAP)].get(i)?;
+        let kind = match w >> 56 {
+            1 => ResourceKind::IoPorts,
+            2 => ResourceKind::Irq,
+            3 => ResourceKind::Mmio,
+            4 => ResourceKind::Framebuffer,
+            _ => return None,
+        };
+        Some(ResourceInfo {
+            kind,
+            a: w & ((1 << 56) - 1),
+            b,
+        })
+    }
+
+    /// The framebuffer's geometry, when one is granted.
+    pub fn framebuffer_geometry(&self) -> Option<FbGeometry> {
+        self.framebuffer
+    }
+}
+
 /// Everything root gave a server at start, taken out of its [`StartArgs`] (so `args.ipc` stays
 /// free for serving). Each handle can be taken once.
 pub struct Start {
     /// The server's index in start order (its badge is `index + 1`).
     pub index: u64,
-    exports: usize,
-    imports: usize,
-    resources: usize,
-    words: [u64; libhsync::process::CHILD_MAX_WORDS],
+    layout: StartLayout,
     handles: [Option<AnyHandle>; MAX_START_HANDLES],
 }
 
@@ -398,35 +607,30 @@ impl Start {
     /// Reads the start layout; `None` when the process was not started by root with it (or
     /// the counts do not fit what was granted).
     pub fn take(args: &mut StartArgs) -> Option<Start> {
-        if args.word(0)? != START_MAGIC {
-            return None;
-        }
-        let index = args.word(1)?;
-        let counts = args.word(2)?;
-        let exports = (counts & 0xff) as usize;
-        let imports = ((counts >> 8) & 0xff) as usize;
-        let resources = ((counts >> 16) & 0xff) as usize;
-        let nhandles = exports + imports + resources + 1;
-        if nhandles > args.handles() || START_HEADER_WORDS + imports + 2 * resources > args.words()
-        {
-            return None;
-        }
         let mut words = [0u64; libhsync::process::CHILD_MAX_WORDS];
-        for (i, w) in words.iter_mut().enumerate().take(args.words()) {
+        let n = args.words().min(words.len());
+        for (i, w) in words.iter_mut().enumerate().take(n) {
             *w = args.word(i)?;
+        }
+        let layout = StartLayout::decode(&words[..n])?;
+        let nhandles = layout.handle_count();
+        if nhandles > args.handles() {
+            return None;
         }
         let mut handles: [Option<AnyHandle>; MAX_START_HANDLES] = Default::default();
         for (i, h) in handles.iter_mut().enumerate().take(nhandles) {
             *h = args.take_handle::<kind::Any>(i);
         }
         Some(Start {
-            index,
-            exports,
-            imports,
-            resources,
-            words,
+            index: layout.index(),
+            layout,
             handles,
         })
+    }
+
+    /// The layout the start words describe.
+    pub fn layout(&self) -> &StartLayout {
+        &self.layout
     }
 
     /// The server's badge as its clients' servers see it.
@@ -443,7 +647,7 @@ impl Start {
 
     /// Export number `i` (manifest order): the endpoint to serve (`RECV | SEND | DUPLICATE`).
     pub fn export(&mut self, i: usize) -> Option<Endpoint> {
-        if i >= self.exports {
+        if i >= self.layout.exports() {
             return None;
         }
         self.take_at(i)
@@ -452,34 +656,23 @@ impl Start {
     /// The endpoint for the imported `protocol` (badged `SEND`), once.
     pub fn import(&mut self, protocol: &str) -> Option<Endpoint> {
         let hash = protocol_hash(protocol);
-        let i = (0..self.imports).find(|&i| self.words[START_HEADER_WORDS + i] == hash)?;
-        self.take_at(self.exports + i)
+        let i = self.layout.imports().iter().position(|&h| h == hash)?;
+        self.take_at(self.layout.exports() + i)
     }
 
     /// Number of resources granted.
     pub fn resources(&self) -> usize {
-        self.resources
+        self.layout.resources()
     }
 
     /// What resource `i` is.
     pub fn resource_info(&self, i: usize) -> Option<ResourceInfo> {
-        if i >= self.resources {
-            return None;
-        }
-        let at = START_HEADER_WORDS + self.imports + 2 * i;
-        let w = self.words[at];
-        let kind = match w >> 56 {
-            1 => ResourceKind::IoPorts,
-            2 => ResourceKind::Irq,
-            3 => ResourceKind::Mmio,
-            4 => ResourceKind::Framebuffer,
-            _ => return None,
-        };
-        Some(ResourceInfo {
-            kind,
-            a: w & ((1 << 56) - 1),
-            b: self.words[at + 1],
-        })
+        self.layout.resource_info(i)
+    }
+
+    /// Start-handle index of resource `i`.
+    fn resource_slot(&self, i: usize) -> usize {
+        self.layout.exports() + self.layout.imports().len() + i
     }
 
     fn resource_handle<K: kind::Kind>(
@@ -488,7 +681,7 @@ impl Start {
         want: ResourceKind,
     ) -> Option<(libhsync::Handle<K>, ResourceInfo)> {
         let info = self.resource_info(i).filter(|r| r.kind == want)?;
-        let h = self.take_at(self.exports + self.imports + i)?;
+        let h = self.take_at(self.resource_slot(i))?;
         Some((h, info))
     }
 
@@ -524,23 +717,20 @@ impl Start {
     /// base and size, and its geometry.
     pub fn framebuffer(&mut self) -> Option<(Frame, u64, u64, FbGeometry)> {
         let i = self.nth(ResourceKind::Framebuffer, 0)?;
-        let at = START_HEADER_WORDS + self.imports + 2 * self.resources;
-        let mut w = [0u64; FB_GEOMETRY_WORDS];
-        w.copy_from_slice(self.words.get(at..at + FB_GEOMETRY_WORDS)?);
-        let geometry = FbGeometry::from_words(&w)?;
+        let geometry = self.layout.framebuffer_geometry()?;
         let (h, r) = self.resource_handle(i, ResourceKind::Framebuffer)?;
         Some((h, r.a, r.b, geometry))
     }
 
     fn nth(&self, kind: ResourceKind, n: usize) -> Option<usize> {
-        (0..self.resources)
+        (0..self.resources())
             .filter(|&i| self.resource_info(i).is_some_and(|r| r.kind == kind))
             .nth(n)
     }
 
     /// A client for root (badged with this server's badge), once.
     pub fn root(&mut self) -> Option<RootClient> {
-        let i = self.exports + self.imports + self.resources;
+        let i = self.resource_slot(self.resources());
         self.take_at::<kind::Endpoint>(i).map(RootClient::new)
     }
 }
@@ -641,6 +831,86 @@ mod tests {
             .len(),
             MAX_NAME
         );
+    }
+
+    #[test]
+    fn start_layout_round_trips_every_field() {
+        let geometry = FbGeometry {
+            width: 800,
+            height: 600,
+            pitch: 3200,
+            bpp: 32,
+            rgb: [(8, 16), (8, 8), (8, 0)],
+        };
+        let mut l = StartLayout::new(4);
+        l.export()
+            .export()
+            .import("serial")
+            .import("vga")
+            .resource(ResourceKind::IoPorts, 0x3F8, 8)
+            .resource(ResourceKind::Irq, 4, 0)
+            .resource(ResourceKind::Mmio, 0xB8000, 0x8000)
+            .framebuffer(0xFD00_0000, 0x1D_5000, geometry);
+        let words = l.words().unwrap();
+        assert_eq!(words.as_slice().len(), l.word_count());
+        assert_eq!(words.as_slice().len(), 3 + 2 + 2 * 4 + FB_GEOMETRY_WORDS);
+        assert_eq!(words.as_slice()[0], START_MAGIC);
+        let d = StartLayout::decode(words.as_slice()).unwrap();
+        assert_eq!(d, l);
+        assert_eq!(d.index(), 4);
+        assert_eq!(d.exports(), 2);
+        assert_eq!(
+            d.imports(),
+            &[protocol_hash("serial"), protocol_hash("vga")]
+        );
+        assert_eq!(d.resources(), 4);
+        let info = |kind, a, b| Some(ResourceInfo { kind, a, b });
+        assert_eq!(d.resource_info(0), info(ResourceKind::IoPorts, 0x3F8, 8));
+        assert_eq!(d.resource_info(1), info(ResourceKind::Irq, 4, 0));
+        assert_eq!(
+            d.resource_info(2),
+            info(ResourceKind::Mmio, 0xB8000, 0x8000)
+        );
+        assert_eq!(
+            d.resource_info(3),
+            info(ResourceKind::Framebuffer, 0xFD00_0000, 0x1D_5000)
+        );
+        assert_eq!(d.resource_info(4), None);
+        assert_eq!(d.framebuffer_geometry(), Some(geometry));
+        assert_eq!(d.handle_count(), 2 + 2 + 4 + 1);
+        // The minimal layout (a server with nothing granted) round-trips too.
+        let empty = StartLayout::new(0);
+        assert_eq!(
+            StartLayout::decode(empty.words().unwrap().as_slice()),
+            Some(empty)
+        );
+    }
+
+    #[test]
+    fn start_layout_rejects_what_is_not_one() {
+        let mut l = StartLayout::new(1);
+        l.import("serial").resource(ResourceKind::Irq, 1, 0);
+        let w = l.words().unwrap();
+        let w = w.as_slice();
+        assert_eq!(StartLayout::decode(&w[..w.len() - 1]), None); // truncated
+        let mut bad = [0u64; 8];
+        bad[..w.len()].copy_from_slice(w);
+        bad[0] ^= 1;
+        assert_eq!(StartLayout::decode(&bad[..w.len()]), None); // no magic
+        bad[0] ^= 1;
+        bad[4] = 9 << 56;
+        assert_eq!(StartLayout::decode(&bad[..w.len()]), None); // unknown kind
+        // A framebuffer without its geometry words.
+        let mut f = StartLayout::new(0);
+        f.framebuffer(0, 4096, FbGeometry::default());
+        let fw = f.words().unwrap();
+        assert_eq!(StartLayout::decode(&fw.as_slice()[..5]), None);
+        // More than a process receives.
+        let mut big = StartLayout::new(0);
+        for _ in 0..MAX_START_HANDLES {
+            big.export();
+        }
+        assert!(big.words().is_none(), "{} handles", big.handle_count());
     }
 
     #[test]

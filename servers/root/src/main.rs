@@ -22,23 +22,21 @@
 
 extern crate alloc;
 
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::mem::ManuallyDrop;
-use core::sync::atomic::{AtomicU64, Ordering};
 
 use hsync_abi::DeviceCache;
 use hsync_initfs::manifest::{self, Manifest, Resource, Restart, Server};
 use hsync_root_api::{
-    Bytes, FbGeometry, ResourceKind, RootError, RootServer, START_HEADER_WORDS, START_MAGIC,
-    ServerStatus, State, protocol_hash, resource_word,
+    Bytes, FbGeometry, ResourceKind, RootError, RootServer, ServerStatus, StartLayout, State,
 };
 use libhsync::hw::HwAuthority;
-use libhsync::process::{CHILD_MAX_HANDLES, CHILD_MAX_WORDS, Image, Spawn};
+use libhsync::process::{CHILD_MAX_HANDLES, CHILD_MAX_WORDS, Child, Image, Spawn};
 use libhsync::protocol::Message;
 use libhsync::{
-    AnyHandle, DEADLINE_NEVER, Endpoint, Error, ExitStatus, FaultRecord, Frame, Handle, IpcBuf,
-    PAGE_SIZE, Process, Rights, StartArgs,
+    AnyHandle, DEADLINE_NEVER, Endpoint, Error, ExitStatus, FaultRecord, Frame, IpcBuf, PAGE_SIZE,
+    Process, Rights, StartArgs,
 };
 
 libhsync::entry!(main);
@@ -53,15 +51,8 @@ const WATCH_LABEL: u64 = 0x57a7c4;
 const TAG_READY_OVERDUE: u64 = 0xff;
 /// How long boot waits for a server's ready message before going on without it.
 const READY_TIMEOUT_NS: u64 = 5_000_000_000;
-/// Watcher argument bit: also time the ready handshake.
-const WATCH_READY: u64 = 1 << 31;
 /// Priority of root's watcher threads (root's own).
 const WATCH_PRIORITY: u64 = 31;
-
-/// Raw value of the watchers' badged endpoint (set once before the first watcher starts).
-static WATCH_EP: AtomicU64 = AtomicU64::new(0);
-/// Process handles handed to watcher threads: slot `arg & 0xff` (taken with a swap).
-static WATCH_SLOTS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
 
 /// What root logs of a fault record.
 #[derive(Clone, Copy, Debug)]
@@ -85,11 +76,13 @@ impl From<FaultRecord> for Fault {
     }
 }
 
-/// One manifest server as root tracks it.
+/// One manifest server as root tracks it (by manifest index in [`Root::srvs`]).
 struct Srv {
     state: State,
     image: Option<Image>,
     process: Option<Process>,
+    /// The watch id of `process` (a key of [`Root::watched`]).
+    watch: Option<WatchId>,
     /// Root's copies of the current export endpoints (every right but `RECV`).
     exports: Vec<Endpoint>,
     generation: u32,
@@ -103,16 +96,32 @@ struct Srv {
     overdue: bool,
 }
 
+/// Names one started server process for its watcher's reports; never reused.
+type WatchId = u64;
+
 struct Root {
     manifest: Manifest<'static>,
     archive: hsync_initfs::Archive<'static>,
     hw: Option<HwAuthority>,
     ep: Endpoint,
+    /// Root's endpoint badged [`WATCH_BADGE`]: each watcher gets a copy.
+    watch_ep: Endpoint,
     srvs: Vec<Srv>,
+    /// Supervised processes: watch id → manifest index. An entry lives from the start until
+    /// the end is handled, so a late report of an older process finds nothing.
+    watched: BTreeMap<WatchId, usize>,
+    next_watch: WatchId,
     /// Next server boot starts.
     cursor: usize,
     announced: bool,
-    next_slot: u64,
+}
+
+/// What [`Root::grant`] prepared for one start: the start words, the start handles in layout
+/// order, and root's copies of the fresh export endpoints.
+struct Grants {
+    layout: StartLayout,
+    handles: Vec<(AnyHandle, Rights)>,
+    exports: Vec<Endpoint>,
 }
 
 fn main(mut args: StartArgs) -> i32 {
@@ -155,13 +164,13 @@ fn main(mut args: StartArgs) -> i32 {
             return 1;
         }
     };
-    match ep.badged(Rights::SEND, WATCH_BADGE) {
-        Ok(w) => WATCH_EP.store(w.into_raw().raw(), Ordering::Release),
+    let watch_ep = match ep.badged(Rights::SEND | Rights::DUPLICATE, WATCH_BADGE) {
+        Ok(w) => w,
         Err(e) => {
             log::error!("root: cannot mint the watchers' endpoint: {e:?}");
             return 1;
         }
-    }
+    };
     let hw = HwAuthority::root();
     if hw.is_none() {
         log::warn!("root: no hardware authority; servers needing hardware will not start");
@@ -172,6 +181,7 @@ fn main(mut args: StartArgs) -> i32 {
             state: State::Pending,
             image: None,
             process: None,
+            watch: None,
             exports: Vec::new(),
             generation: 0,
             restarts: 0,
@@ -186,10 +196,12 @@ fn main(mut args: StartArgs) -> i32 {
         archive,
         hw,
         ep,
+        watch_ep,
         srvs,
+        watched: BTreeMap::new(),
+        next_watch: 0,
         cursor: 0,
         announced: false,
-        next_slot: 0,
     };
     log::info!("root: manifest with {} servers", manifest.len());
     root.advance();
@@ -340,32 +352,79 @@ impl Root {
         Ok((frame, base, end - base, geometry))
     }
 
+    /// Starts `spec`: load its image, grant its capabilities, start it, await its ready.
     fn try_start(&mut self, spec: Server<'static>) -> Result<(), String> {
-        let i = spec.index;
-        if self.srvs[i].image.is_none() {
+        self.load(spec)?;
+        let grants = self.grant(spec)?;
+        let (child, exports) = self.spawn(spec, grants)?;
+        self.await_ready(spec, child, exports);
+        Ok(())
+    }
+
+    /// Load: parse the server's ELF image from the initfs (once; restarts reuse it).
+    fn load(&mut self, spec: Server<'static>) -> Result<(), String> {
+        let s = &mut self.srvs[spec.index];
+        if s.image.is_none() {
             let elf = self.archive.get(spec.binary).ok_or_else(|| {
                 alloc::format!("its image `{}` is not in the initfs", spec.binary)
             })?;
             let image = Image::from_bytes(elf)
                 .map_err(|e| alloc::format!("cannot load `{}`: {e:?}", spec.binary))?;
-            self.srvs[i].image = Some(image);
+            s.image = Some(image);
         }
-        let badge = (i + 1) as u64;
-        let mut words: Vec<u64> = Vec::new();
-        let mut grants: Vec<(AnyHandle, Rights)> = Vec::new();
-        // Exports: fresh endpoints. The server receives on them, and may mint (badged) SEND
-        // copies for its own threads, e.g. an IRQ helper posting to its server loop.
-        let mut exports = Vec::new();
+        Ok(())
+    }
+
+    /// Grant: every start handle the manifest gives `spec`, in the start layout's order —
+    /// exports, imports, resources (the framebuffer last), the endpoint to root.
+    fn grant(&self, spec: Server<'static>) -> Result<Grants, String> {
+        let mut g = Grants {
+            layout: StartLayout::new(spec.index as u64),
+            handles: Vec::new(),
+            exports: Vec::new(),
+        };
+        self.grant_exports(spec, &mut g)?;
+        self.grant_imports(spec, &mut g)?;
+        self.grant_resources(spec, &mut g)?;
+        if spec.framebuffer {
+            match self.framebuffer_grant() {
+                Ok((h, base, size, geometry)) => {
+                    let rights = h.inspect().map_err(err("inspect"))?.rights;
+                    g.handles.push((h.erase(), rights));
+                    g.layout.framebuffer(base, size, geometry);
+                }
+                Err(why) => log::info!(
+                    "root: `{}` asks for the framebuffer; not granted: {why}",
+                    spec.name
+                ),
+            }
+        }
+        let badge = (spec.index + 1) as u64;
+        let to_root = self
+            .ep
+            .badged(Rights::SEND | Rights::TRANSFER, badge)
+            .map_err(err("root endpoint"))?;
+        g.handles.push((to_root.erase(), Rights::SEND));
+        Ok(g)
+    }
+
+    /// Exports: fresh endpoints. The server receives on them, and may mint (badged) SEND
+    /// copies for its own threads, e.g. the IRQ helpers of `libhsync::serve`.
+    fn grant_exports(&self, spec: Server<'static>, g: &mut Grants) -> Result<(), String> {
         for _ in spec.exports() {
             let ep = Endpoint::create().map_err(err("endpoint_create"))?;
             let copy = ep
                 .duplicate(EXPORT_RIGHTS | Rights::TRANSFER)
                 .map_err(err("export endpoint"))?;
-            grants.push((copy.erase(), EXPORT_RIGHTS));
-            exports.push(ep);
+            g.handles.push((copy.erase(), EXPORT_RIGHTS));
+            g.layout.export();
+            g.exports.push(ep);
         }
-        // Imports: a badged SEND copy of the exporter's current endpoint.
-        let mut hashes = Vec::new();
+        Ok(())
+    }
+
+    /// Imports: a badged SEND copy of the exporter's current endpoint.
+    fn grant_imports(&self, spec: Server<'static>, g: &mut Grants) -> Result<(), String> {
         for imp in spec.imports() {
             let exporter = &self.srvs[imp.server];
             let k = self
@@ -386,105 +445,77 @@ impl Root {
                 .ok_or("exporter has no endpoint")?
                 .badged(Rights::SEND | Rights::TRANSFER, u64::from(imp.badge))
                 .map_err(err("badged import endpoint"))?;
-            grants.push((ep.erase(), Rights::SEND));
-            hashes.push(protocol_hash(imp.export.protocol));
+            g.handles.push((ep.erase(), Rights::SEND));
+            g.layout.import(imp.export.protocol);
         }
-        // Resources, exactly as the manifest lists them.
-        let mut res_words = Vec::new();
-        let nres = spec.resources().count();
+        Ok(())
+    }
+
+    /// Resources, exactly as the manifest lists them.
+    fn grant_resources(&self, spec: Server<'static>, g: &mut Grants) -> Result<(), String> {
         for r in spec.resources() {
             let hw = self
                 .hw
                 .as_ref()
                 .ok_or("it needs hardware and root has no authority")?;
-            let (h, w0, w1): (AnyHandle, u64, u64) = match r {
+            let (h, kind, a, b): (AnyHandle, _, u64, u64) = match r {
                 Resource::IoPorts { base, count } => {
                     let h = hw
                         .ioport_create(base, count)
                         .map_err(err("ioport_create"))?;
-                    let w0 = resource_word(ResourceKind::IoPorts, u64::from(base));
-                    (h.erase(), w0, u64::from(count))
+                    let (a, b) = (u64::from(base), u64::from(count));
+                    (h.erase(), ResourceKind::IoPorts, a, b)
                 }
                 Resource::Irq(line) => {
-                    let irq = u32::from(line);
-                    let h = hw.irq_create(irq).map_err(err("irq_create"))?;
-                    (
-                        h.erase(),
-                        resource_word(ResourceKind::Irq, u64::from(irq)),
-                        0,
-                    )
+                    let h = hw.irq_create(u32::from(line)).map_err(err("irq_create"))?;
+                    (h.erase(), ResourceKind::Irq, u64::from(line), 0)
                 }
                 Resource::Mmio { base, size } => {
                     let h = hw
                         .frame_create_physical(base, size, DeviceCache::Uncached)
                         .map_err(err("frame_create_physical"))?;
-                    (h.erase(), resource_word(ResourceKind::Mmio, base), size)
+                    (h.erase(), ResourceKind::Mmio, base, size)
                 }
             };
             let rights = h.inspect().map_err(err("inspect"))?.rights;
-            grants.push((h, rights));
-            res_words.push(w0);
-            res_words.push(w1);
+            g.handles.push((h, rights));
+            g.layout.resource(kind, a, b);
         }
-        // The framebuffer, when the manifest asks and the loader set one up: a write-combining
-        // Frame over it as one more resource, its geometry in the words after the resources.
-        let mut nres = nres;
-        let mut fb_words = Vec::new();
-        if spec.framebuffer {
-            match self.framebuffer_grant() {
-                Ok((h, base, size, geometry)) => {
-                    let rights = h.inspect().map_err(err("inspect"))?.rights;
-                    grants.push((h.erase(), rights));
-                    res_words.push(resource_word(ResourceKind::Framebuffer, base));
-                    res_words.push(size);
-                    fb_words.extend_from_slice(&geometry.to_words());
-                    nres += 1;
-                }
-                Err(why) => log::info!(
-                    "root: `{}` asks for the framebuffer; not granted: {why}",
-                    spec.name
-                ),
-            }
-        }
-        let to_root = self
-            .ep
-            .badged(Rights::SEND | Rights::TRANSFER, badge)
-            .map_err(err("root endpoint"))?;
-        grants.push((to_root.erase(), Rights::SEND));
-        words.push(START_MAGIC);
-        words.push(i as u64);
-        words.push(exports.len() as u64 | (hashes.len() as u64) << 8 | (nres as u64) << 16);
-        words.extend_from_slice(&hashes);
-        words.extend_from_slice(&res_words);
-        words.extend_from_slice(&fb_words);
-        debug_assert_eq!(
-            words.len(),
-            START_HEADER_WORDS + hashes.len() + res_words.len() + fb_words.len()
-        );
-        if words.len() > CHILD_MAX_WORDS || grants.len() > CHILD_MAX_HANDLES {
-            return Err(alloc::format!(
+        Ok(())
+    }
+
+    /// Start: the process with its start words and handles; root then keeps every right on
+    /// the exports but RECV, so when the server dies its clients get `PeerDied`.
+    fn spawn(&self, spec: Server<'static>, g: Grants) -> Result<(Child, Vec<Endpoint>), String> {
+        let words = g.layout.words().ok_or_else(|| {
+            alloc::format!(
                 "it needs {} start words and {} handles; at most {CHILD_MAX_WORDS} and {CHILD_MAX_HANDLES} fit",
-                words.len(),
-                grants.len()
-            ));
-        }
-        let image = self.srvs[i].image.as_ref().ok_or("no image")?;
-        let mut spawn = Spawn::new(image, spec.name).priority(u64::from(spec.priority));
-        for &w in &words {
-            spawn = spawn.word(w);
-        }
-        for (h, rights) in &grants {
+                g.layout.word_count(),
+                g.layout.handle_count()
+            )
+        })?;
+        let image = self.srvs[spec.index].image.as_ref().ok_or("no image")?;
+        let mut spawn = Spawn::new(image, spec.name)
+            .priority(u64::from(spec.priority))
+            .words(words.as_slice());
+        for (h, rights) in &g.handles {
             spawn = spawn.handle(h, *rights).map_err(err("start handle"))?;
         }
         let child = spawn.start().map_err(err("spawn"))?;
-        drop(grants);
-        // Root keeps every right but RECV: when the server dies the endpoint's last receiver
-        // goes and its clients get PeerDied.
-        for ep in &exports {
+        drop(g.handles);
+        for ep in &g.exports {
             ep.restrict(Rights::all().difference(Rights::RECV))
                 .map_err(err("restrict export"))?;
         }
-        let s = &mut self.srvs[i];
+        Ok((child, g.exports))
+    }
+
+    /// Await ready: record the new process (Starting when the manifest wants its ready
+    /// message, else Running) and start its watcher, which also times the ready handshake.
+    fn await_ready(&mut self, spec: Server<'static>, child: Child, exports: Vec<Endpoint>) {
+        let id = self.next_watch;
+        self.next_watch += 1;
+        let s = &mut self.srvs[spec.index];
         s.generation = s.generation.wrapping_add(1);
         s.exports = exports;
         s.state = if spec.ready {
@@ -495,43 +526,36 @@ impl Root {
         s.stop_requested = false;
         s.restart_requested = false;
         s.overdue = false;
-        let watched = child
-            .process
-            .duplicate(Rights::WAIT)
-            .map_err(err("watch handle"));
+        let watched = child.process.duplicate(Rights::WAIT);
         s.process = Some(child.process);
-        let generation = s.generation;
+        s.watch = Some(id);
         log::info!(
-            "root: started `{}` (priority {}, generation {generation})",
+            "root: started `{}` (priority {}, generation {})",
             spec.name,
-            spec.priority
+            spec.priority,
+            s.generation
         );
-        match watched {
-            Ok(p) => self.watch(i, generation, spec.ready, p),
-            Err(e) => log::error!("root: cannot supervise `{}`: {e}", spec.name),
-        }
-        Ok(())
-    }
-
-    fn watch(&mut self, i: usize, generation: u32, ready: bool, p: Process) {
-        let slot = self.next_slot % WATCH_SLOTS.len() as u64;
-        self.next_slot += 1;
-        let old = WATCH_SLOTS[slot as usize].swap(p.into_raw().raw(), Ordering::AcqRel);
-        if old != 0 {
-            log::warn!("root: watcher slot {slot} reused before its watcher started");
-        }
-        let flag = if ready { WATCH_READY } else { 0 };
-        let arg = slot | (i as u64) << 8 | flag | u64::from(generation) << 32;
-        if let Err(e) = libhsync::process::spawn_thread(watcher, arg, WATCH_PRIORITY) {
-            log::error!("root: cannot start a watcher thread: {e:?}");
+        self.watched.insert(id, spec.index);
+        let watch = watched.and_then(|process| {
+            let ep = self.watch_ep.duplicate(Rights::SEND)?;
+            let w = Watch {
+                id,
+                ready: spec.ready,
+                process,
+                ep,
+            };
+            libhsync::process::spawn_thread_with(watcher, w, WATCH_PRIORITY)
+        });
+        if let Err(e) = watch {
+            log::error!("root: cannot supervise `{}`: {e:?}", spec.name);
         }
     }
 
-    /// A watcher's report: words index, generation, status tag, status value, fault record.
+    /// A watcher's report: words watch id, status tag, status value, fault record.
     fn on_report(&mut self, req: &mut Message) {
         let mut d = req.decoder();
         let mut next = || d.word().unwrap_or(0);
-        let (i, generation, tag, value) = (next() as usize, next() as u32, next(), next());
+        let (id, tag, value) = (next(), next(), next());
         let fault = Fault {
             address: next(),
             rip: next(),
@@ -539,11 +563,12 @@ impl Root {
             error_code: next(),
             thread_id: next(),
         };
+        // Gone when already handled (e.g. by `connect` noticing the death first).
+        let Some(&i) = self.watched.get(&id) else {
+            return;
+        };
         let Some(spec) = self.server(i) else { return };
         let s = &mut self.srvs[i];
-        if s.generation != generation || s.process.is_none() {
-            return; // already handled (e.g. by `connect` noticing the death first)
-        }
         if tag == TAG_READY_OVERDUE {
             if s.state == State::Starting {
                 s.overdue = true;
@@ -573,6 +598,9 @@ impl Root {
         let i = spec.index;
         let s = &mut self.srvs[i];
         s.process = None;
+        if let Some(id) = s.watch.take() {
+            self.watched.remove(&id);
+        }
         s.exports.clear();
         let faulted = matches!(status, ExitStatus::Faulted(_));
         match (status, fault) {
@@ -795,26 +823,34 @@ fn client_index(badge: u64, n: usize) -> Option<usize> {
     (i < n).then_some(i)
 }
 
+/// What a watcher thread is given: the process to wait for, how its reports name it, and its
+/// own handle to root's endpoint (badged [`WATCH_BADGE`]).
+struct Watch {
+    id: WatchId,
+    /// Also time the ready handshake.
+    ready: bool,
+    process: Process,
+    ep: Endpoint,
+}
+
 /// A watcher thread: waits for one server process to end and reports how to root's main
-/// thread; with [`WATCH_READY`], first reports [`TAG_READY_OVERDUE`] if the process is still
-/// running after [`READY_TIMEOUT_NS`] (root ignores it once the server is ready).
-/// `arg`: slot (bits 0..8), server index (8..31), flag (31), generation (32..64).
-fn watcher(arg: u64, mut ipc: IpcBuf) {
-    let slot = (arg & 0xff) as usize;
-    let id = [(arg >> 8) & 0x7f_ffff, arg >> 32];
-    let raw = WATCH_SLOTS[slot].swap(0, Ordering::AcqRel);
-    let process: Process = Handle::from_raw(hsync_abi::Handle::from_raw(raw));
+/// thread; when `ready`, first reports [`TAG_READY_OVERDUE`] if the process is still running
+/// after [`READY_TIMEOUT_NS`] (root ignores it once the server is ready).
+fn watcher(w: Watch, mut ipc: IpcBuf) {
     let mut ended = None;
-    if arg & WATCH_READY != 0 {
-        match process.wait(libhsync::clock().saturating_add(READY_TIMEOUT_NS)) {
+    if w.ready {
+        match w
+            .process
+            .wait(libhsync::clock().saturating_add(READY_TIMEOUT_NS))
+        {
             Err(libhsync::Error::TimedOut) => {
-                report(&mut ipc, [id[0], id[1], TAG_READY_OVERDUE, 0], None);
+                report(&w.ep, &mut ipc, [w.id, TAG_READY_OVERDUE, 0], None);
             }
             r => ended = Some(r),
         }
     }
-    let ended = ended.unwrap_or_else(|| process.wait(DEADLINE_NEVER));
-    drop(process);
+    let ended = ended.unwrap_or_else(|| w.process.wait(DEADLINE_NEVER));
+    drop(w.process);
     let (tag, value, fault) = match ended {
         Ok(ended) => {
             let (t, v) = match ended.status {
@@ -826,11 +862,11 @@ fn watcher(arg: u64, mut ipc: IpcBuf) {
         }
         Err(e) => (0, e as u64, None),
     };
-    report(&mut ipc, [id[0], id[1], tag, value], fault);
+    report(&w.ep, &mut ipc, [w.id, tag, value], fault);
 }
 
-/// Sends one watcher report (blocks until root's main thread receives it).
-fn report(ipc: &mut IpcBuf, words: [u64; 4], fault: Option<FaultRecord>) {
+/// Sends one watcher report on `ep` (blocks until root's main thread receives it).
+fn report(ep: &Endpoint, ipc: &mut IpcBuf, words: [u64; 3], fault: Option<FaultRecord>) {
     let mut m = Message::new(WATCH_LABEL);
     let f = fault.map_or([0; 5], |f| {
         [f.address, f.rip, f.rsp, f.error_code, f.thread_id]
@@ -839,9 +875,6 @@ fn report(ipc: &mut IpcBuf, words: [u64; 4], fault: Option<FaultRecord>) {
         .iter()
         .chain(f.iter())
         .all(|&w| m.push_word(w).is_ok());
-    let ep = ManuallyDrop::new(Endpoint::from_raw(hsync_abi::Handle::from_raw(
-        WATCH_EP.load(Ordering::Acquire),
-    )));
     match m.load(ipc) {
         Ok(msg) if ok => {
             if let Err(e) = ep.send(msg) {

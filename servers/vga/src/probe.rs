@@ -16,7 +16,7 @@
 use core::fmt::Display;
 
 use hsync_abi::DeviceCache;
-use hsync_root_api::{ResourceKind, RootError, RootServer, START_MAGIC, resource_word};
+use hsync_root_api::{ResourceKind, RootError, RootServer, StartLayout};
 use hsync_vga_api::{Color, Mode, ProtocolError, VgaClient, VgaError};
 use libhsync::hw::HwAuthority;
 use libhsync::process::{Image, Spawn};
@@ -100,15 +100,15 @@ fn start_vga(args: &StartArgs, ep: &Endpoint, root_ep: &Endpoint) -> Result<(), 
         .map_err(|_| "frame_create_physical")?;
     let ports = auth.ioport_create(CRTC, 2).map_err(|_| "ioport_create")?;
     let all = |i: Result<Info, libhsync::Error>| i.map(|i| i.rights);
+    let mut layout = StartLayout::new(0);
+    layout
+        .export()
+        .resource(ResourceKind::IoPorts, CRTC.into(), 2)
+        .resource(ResourceKind::Mmio, TEXT_BASE, TEXT_SIZE);
+    let words = layout.words().ok_or("start layout too large")?;
     let spawn = Spawn::new(&image, "vga")
         .priority(20)
-        .word(START_MAGIC)
-        .word(0)
-        .word(1 | (2 << 16))
-        .word(resource_word(ResourceKind::IoPorts, CRTC.into()))
-        .word(2)
-        .word(resource_word(ResourceKind::Mmio, TEXT_BASE))
-        .word(TEXT_SIZE)
+        .words(words.as_slice())
         .handle(ep, all(ep.inspect()).map_err(|_| "inspect")?)
         .and_then(|s| s.handle(&ports, all(ports.inspect())?))
         .and_then(|s| s.handle(&frame, all(frame.inspect())?))
