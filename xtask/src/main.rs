@@ -135,6 +135,10 @@ enum Command {
     NewServer {
         /// The server's name: lowercase letters, digits and `-`, starting with a letter.
         name: String,
+        /// An interrupt-driven driver: its main.rs from servers/template/src/irq.rs (a serve
+        /// loop with an IRQ handler), its manifest entry granting an IRQ line and I/O ports.
+        #[arg(long)]
+        irq: bool,
         /// The workspace to create it in (default: this one).
         #[arg(long, value_name = "DIR")]
         root: Option<std::path::PathBuf>,
@@ -219,9 +223,9 @@ fn main() -> ExitCode {
             smp,
             markdown,
         } => bench::run(debug, smp, markdown),
-        Command::NewServer { name, root } => {
+        Command::NewServer { name, irq, root } => {
             let root = root.unwrap_or_else(artifacts::root);
-            new_server::run(&name, &root).map(|_| ExitCode::SUCCESS)
+            new_server::run(&name, &root, irq).map(|_| ExitCode::SUCCESS)
         }
         Command::Screenshot {
             uefi,

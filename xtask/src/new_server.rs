@@ -6,6 +6,11 @@
 //! `Template` → the CamelCase name, `template` → `NAME`. The template's README is replaced by a
 //! short one. Nothing is written unless every check passes first: the name is valid and neither
 //! directory exists.
+//!
+//! With `--irq` the server's `main.rs` is the template's interrupt-driven skeleton
+//! (`servers/template/src/irq.rs`: a driver on `libhsync::serve` with `on_irq`) and its manifest
+//! entry grants the skeleton's device: the CMOS clock's I/O ports and IRQ line. Either way the
+//! copy keeps one `main.rs` and one binary.
 
 use std::path::{Path, PathBuf};
 
@@ -15,8 +20,14 @@ use crate::tools::step;
 /// The longest server name (the manifest's limit).
 const MAX_NAME_LEN: usize = 64;
 
-/// Creates server `name` in the workspace at `root`; returns the two new directories.
-pub fn run(name: &str, root: &Path) -> Result<(PathBuf, PathBuf)> {
+/// The template's interrupt-driven skeleton (a second binary of the template crate).
+const IRQ_SKELETON: &str = "src/irq.rs";
+/// The first line of its `[[bin]]` block in the template's Cargo.toml (a comment).
+const IRQ_BIN_MARK: &str = "# The interrupt-driven skeleton";
+
+/// Creates server `name` in the workspace at `root` (an interrupt-driven driver when `irq`);
+/// returns the two new directories.
+pub fn run(name: &str, root: &Path, irq: bool) -> Result<(PathBuf, PathBuf)> {
     validate(name)?;
     let servers = root.join("servers");
     let (dir, api) = (servers.join(name), servers.join(format!("{name}-api")));
@@ -52,13 +63,19 @@ pub fn run(name: &str, root: &Path) -> Result<(PathBuf, PathBuf)> {
     step(&format!("creating servers/{name} and servers/{name}-api"));
     copy_tree(&src, &dir, name)?;
     copy_tree(&src_api, &api, name)?;
+    one_binary(&dir, irq)?;
     write(&dir.join("README.md"), &readme(name))?;
     write(&cargo_toml, &workspace)?;
     match manifest_text {
         Some(t) => {
-            write(&manifest, &format!("{}{}", t, manifest_entry(name)))?;
+            write(&manifest, &format!("{}{}", t, manifest_entry(name, irq)))?;
+            let grants = if irq {
+                ", I/O ports 0x70-0x71, IRQ 8"
+            } else {
+                ""
+            };
             eprintln!(
-                "    added [server.{name}] to {} (priority 16, exports \"{name}\")",
+                "    added [server.{name}] to {} (priority 16, exports \"{name}\"{grants})",
                 manifest.display()
             );
         }
@@ -140,6 +157,29 @@ fn copy_tree(from: &Path, to: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Leaves the new server one binary: `main.rs`, replaced by the interrupt-driven skeleton when
+/// `irq`; the skeleton's file and its `[[bin]]` block go.
+fn one_binary(dir: &Path, irq: bool) -> Result<()> {
+    let skeleton = dir.join(IRQ_SKELETON);
+    if irq {
+        write(&dir.join("src/main.rs"), &read(&skeleton)?)?;
+    }
+    if skeleton.exists() {
+        std::fs::remove_file(&skeleton)
+            .map_err(|e| format!("cannot remove {}: {e}", skeleton.display()))?;
+    }
+    let cargo = dir.join("Cargo.toml");
+    let text = read(&cargo)?;
+    if let Some(at) = text.find(IRQ_BIN_MARK) {
+        // The block ends where the next table starts (`\n\n[`), or with the file.
+        let end = text[at..].find("\n\n[").map_or(text.len(), |i| at + i + 2);
+        let (head, rest) = (text[..at].trim_end(), &text[end..]);
+        let sep = if rest.is_empty() { "\n" } else { "\n\n" };
+        write(&cargo, &format!("{head}{sep}{rest}"))?;
+    }
+    Ok(())
+}
+
 /// The workspace `Cargo.toml` with `servers/NAME` and `servers/NAME-api` in `members`, right
 /// after the template's entries (or at the end of the list).
 fn add_members(text: &str, name: &str) -> Result<String> {
@@ -160,14 +200,23 @@ fn add_members(text: &str, name: &str) -> Result<String> {
 }
 
 /// The `[server.NAME]` table appended to `initfs/system.toml` (format: docs/manifest.md).
-fn manifest_entry(name: &str) -> String {
+fn manifest_entry(name: &str, irq: bool) -> String {
     // The template reports ready to root (hsync_root_api), so root may wait for it (the
     // default `ready = true`).
+    let hardware = if irq {
+        "# The skeleton's device, the CMOS clock: index/data ports and its IRQ line.\n\
+         io-ports = [{ base = 0x70, count = 2 }]\n\
+         irqs = [8]\n"
+    } else {
+        ""
+    };
+    let created = if irq { " --irq" } else { "" };
     format!(
         "\n[server.{name}]\n\
-         # Created by `cargo xtask new-server {name}`: serves the `{name}` protocol\n\
+         # Created by `cargo xtask new-server {name}{created}`: serves the `{name}` protocol\n\
          # (servers/{name}-api). Grant hardware here (io-ports, irqs, mmio) if it needs any.\n\
          priority = 16\n\
+         {hardware}\
          exports = [\"{name}\"]\n\
          restart = \"on-fault\"\n"
     )
@@ -247,7 +296,7 @@ mod tests {
     #[test]
     fn creates_both_crates_with_names_substituted() {
         let s = Scratch::new("ok", true);
-        let (dir, api) = run("echo-box", &s.0).unwrap();
+        let (dir, api) = run("echo-box", &s.0, false).unwrap();
         let main = read(&dir.join("src/main.rs")).unwrap();
         assert!(main.contains("use hsync_echo_box_api::{Bytes, EchoBoxError, EchoBoxServer};"));
         assert!(main.contains("impl EchoBoxServer for EchoBox"));
@@ -280,7 +329,7 @@ mod tests {
 
         // A second run refuses: the directories exist, and nothing is touched.
         assert!(
-            run("echo-box", &s.0)
+            run("echo-box", &s.0, false)
                 .unwrap_err()
                 .contains("already exists")
         );
@@ -288,9 +337,57 @@ mod tests {
     }
 
     #[test]
+    fn irq_makes_the_skeleton_the_main_and_grants_its_device() {
+        let s = Scratch::new("irq", true);
+        let (dir, api) = run("tick-tock", &s.0, true).unwrap();
+        let main = read(&dir.join("src/main.rs")).unwrap();
+        assert!(main.contains("use hsync_tick_tock_api::{TickTockDeviceServer, TickTockError};"));
+        assert!(main.contains(".on_irq(irq_line, Device::on_irq)"));
+        assert!(!main.contains("emplate"), "a template name survived");
+        assert!(!dir.join(IRQ_SKELETON).exists());
+        let cargo = read(&dir.join("Cargo.toml")).unwrap();
+        assert_eq!(cargo.matches("[[bin]]").count(), 1, "{cargo}");
+        assert!(!cargo.contains("irq"), "{cargo}");
+        assert!(cargo.contains("[dependencies]"));
+        let lib = read(&api.join("src/lib.rs")).unwrap();
+        assert!(lib.contains("pub protocol TickTockDevice {"));
+        let m = read(&s.0.join("initfs/system.toml")).unwrap();
+        assert!(m.contains("io-ports = [{ base = 0x70, count = 2 }]\nirqs = [8]\n"));
+        // Without --irq: the template's main, one binary, no skeleton file.
+        let (plain, _) = run("plain", &s.0, false).unwrap();
+        assert!(
+            read(&plain.join("src/main.rs"))
+                .unwrap()
+                .contains("impl PlainServer for Plain")
+        );
+        assert!(!plain.join(IRQ_SKELETON).exists());
+        let cargo = read(&plain.join("Cargo.toml")).unwrap();
+        assert_eq!(cargo.matches("[[bin]]").count(), 1, "{cargo}");
+    }
+
+    /// docs/servers.md shows the skeleton verbatim, after a marker naming its file.
+    #[test]
+    fn docs_show_the_irq_skeleton_verbatim() {
+        let root = crate::artifacts::root();
+        let doc = read(&root.join("docs/servers.md")).unwrap();
+        let marker = "<!-- servers/template/src/irq.rs -->\n```rust\n";
+        let at = doc
+            .find(marker)
+            .expect("docs/servers.md has no irq.rs block")
+            + marker.len();
+        let end = at + doc[at..].find("```\n").expect("the block is not closed");
+        let file = read(&root.join("servers/template").join(IRQ_SKELETON)).unwrap();
+        assert!(
+            doc[at..end] == file,
+            "docs/servers.md differs from {IRQ_SKELETON}"
+        );
+        assert!(file.lines().count() <= 80, "the example grew past 80 lines");
+    }
+
+    #[test]
     fn works_without_a_manifest() {
         let s = Scratch::new("nomanifest", false);
-        run("x1", &s.0).unwrap();
+        run("x1", &s.0, false).unwrap();
         assert!(s.0.join("servers/x1/src/main.rs").is_file());
         assert!(!s.0.join("initfs/system.toml").exists());
     }
@@ -298,7 +395,11 @@ mod tests {
     #[test]
     fn refuses_a_name_the_manifest_already_has() {
         let s = Scratch::new("dup", true);
-        assert!(run("serial", &s.0).unwrap_err().contains("[server.serial]"));
+        assert!(
+            run("serial", &s.0, false)
+                .unwrap_err()
+                .contains("[server.serial]")
+        );
         assert!(!s.0.join("servers/serial").exists(), "nothing written");
     }
 

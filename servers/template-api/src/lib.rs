@@ -37,6 +37,18 @@ libhsync::protocol! {
     }
 }
 
+libhsync::protocol! {
+    /// The protocol of the interrupt-driven skeleton (`servers/template/src/irq.rs`, copied by
+    /// `cargo xtask new-server NAME --irq`).
+    pub protocol TemplateDevice {
+        server TemplateDeviceServer;
+        client TemplateDeviceClient;
+        error TemplateError;
+        /// How many interrupts the device has raised so far.
+        fn interrupts() -> u64 = 1;
+    }
+}
+
 /// The caller's error type for every operation.
 pub type Error = ProtocolError<TemplateError>;
 
@@ -58,5 +70,6 @@ mod tests {
                 ("stats", 5)
             ]
         );
+        assert_eq!(TemplateDevice::OPS, &[("interrupts", 1)]);
     }
 }

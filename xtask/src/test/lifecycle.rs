@@ -7,10 +7,11 @@
 //! reset the machine (the kernel's reset request, no triple-fault fallback, the whole boot a
 //! second time with fresh counters in `ps`); then `poweroff` ends QEMU with status 0.
 //!
-//! `new-server`: `cargo xtask new-server demo` in a copy of this workspace (its tracked and
-//! untracked-but-not-ignored files, as they are on disk), then `cargo xtask run --headless` there:
-//! root's `system ready` line must name `demo`, the demo server must log that it serves, and
-//! the shell's `ps` must list it running. The copy lives in a fixed directory under xtask's
+//! `new-server`: `cargo xtask new-server demo` and `cargo xtask new-server ticker --irq` in a
+//! copy of this workspace (its tracked and untracked-but-not-ignored files, as they are on disk),
+//! then `cargo xtask run --headless` there: root's `system ready` line must name both, each must
+//! log that it serves, the interrupt-driven `ticker` (the skeleton docs/servers.md shows) must
+//! count 4 interrupts of the CMOS clock, and the shell's `ps` must list both running. The copy lives in a fixed directory under xtask's
 //! output directory and builds into `<target>/new-server`, both kept between runs, so after
 //! the first run (a full build, dependencies included) only what changed is rebuilt.
 //!
@@ -221,6 +222,8 @@ fn crashed_on_purpose(line: &str) -> bool {
 
 /// The generated server's name.
 const DEMO: &str = "demo";
+/// The generated interrupt-driven driver's name (`new-server --irq`).
+const DRIVER: &str = "ticker";
 
 /// Bound on each `cargo xtask` step in the copy: the first run builds the copy's crates.
 const CARGO_TIMEOUT: Duration = Duration::from_secs(900);
@@ -242,9 +245,13 @@ pub fn run_new_server() -> Result<Vec<Case>> {
     let mut log = String::new();
     let created = cargo_in(&ws, &["xtask", "new-server", DEMO], None)?;
     log.push_str(&created.output);
-    let made = created.status == Some(0)
-        && ws.join("servers/demo/src/main.rs").is_file()
-        && ws.join("servers/demo-api/src/lib.rs").is_file();
+    let driver = cargo_in(&ws, &["xtask", "new-server", DRIVER, "--irq"], None)?;
+    log.push_str(&driver.output);
+    let made = [&created, &driver].iter().all(|r| r.status == Some(0))
+        && [DEMO, DRIVER].iter().all(|n| {
+            ws.join(format!("servers/{n}/src/main.rs")).is_file()
+                && ws.join(format!("servers/{n}-api/src/lib.rs")).is_file()
+        });
     let timeout = BOOT_TIMEOUT_SECS.to_string();
     let ran = if made {
         cargo_in(
@@ -282,8 +289,8 @@ fn judge_new_server(made: bool, output: &str, status: Option<i32>) -> Vec<Case> 
             s,
             "crates_created",
             made,
-            "`cargo xtask new-server demo` failed or did not create servers/demo and \
-             servers/demo-api",
+            "`cargo xtask new-server demo` or `new-server ticker --irq` failed or did not \
+             create both crates of each",
         ),
         check(
             s,
@@ -304,6 +311,18 @@ fn judge_new_server(made: bool, output: &str, status: Option<i32>) -> Vec<Case> 
             "ps_lists_demo",
             ps_rows(output, DEMO).any(|r| r == (0, 0)),
             "the shell's `ps` did not list demo running",
+        ),
+        check(
+            s,
+            "driver_counts_interrupts",
+            output
+                .lines()
+                .any(|l| l.contains("system ready:") && l.split_whitespace().any(|w| w == DRIVER))
+                && output.contains("ticker: serving, IRQ 8")
+                && output.contains("ticker: 4 interrupts")
+                && ps_rows(output, DRIVER).any(|r| r == (0, 0)),
+            "the --irq driver `ticker` was not ready and running, or did not log `ticker: 4 \
+             interrupts` (the CMOS clock's periodic IRQ 8 through libhsync::serve)",
         ),
         check(
             s,
@@ -578,8 +597,10 @@ HSYNC-OS shell: type `help`\n\
     #[test]
     fn new_server_judge_needs_demo_ready_and_running() {
         let good = "[root] INFO  hsync_root: root: `demo` is ready\nINFO  hsync_demo: demo: serving\n\
-                    [root] system ready: serial vga ps2 phase demo shell\n\
-                    \x20 6  demo          running     16         0       0\n";
+                    [ticker] INFO  ticker: serving, IRQ 8\n[ticker] INFO  ticker: 4 interrupts\n\
+                    [root] system ready: serial vga ps2 phase demo ticker shell\n\
+                    \x20 6  demo          running     16         0       0\n\
+                    \x20 7  ticker        running     16         0       0\n";
         let failed = |out: &str, made, status| {
             judge_new_server(made, out, status)
                 .into_iter()
@@ -589,12 +610,20 @@ HSYNC-OS shell: type `help`\n\
         };
         assert_eq!(failed(good, true, Some(0)), Vec::<String>::new());
         assert_eq!(
-            failed(&good.replace(" demo shell", " shell"), true, Some(0)),
+            failed(&good.replace(" demo ticker", " ticker"), true, Some(0)),
             ["new-server::root_reports_demo_ready"]
         );
         assert_eq!(
-            failed(&good.replace(" demo shell", " demo-x shell"), true, Some(0)),
+            failed(
+                &good.replace(" demo ticker", " demo-x ticker"),
+                true,
+                Some(0)
+            ),
             ["new-server::root_reports_demo_ready"]
+        );
+        assert_eq!(
+            failed(&good.replace("4 interrupts", "2 interrupts"), true, Some(0)),
+            ["new-server::driver_counts_interrupts"]
         );
         assert_eq!(
             failed(good, false, None),
