@@ -58,12 +58,14 @@ static STEPS: AtomicU64 = AtomicU64::new(0);
 static WORDS: AtomicU64 = AtomicU64::new(0);
 static WAVE: AtomicBool = AtomicBool::new(false);
 static TELEMETRY: AtomicBool = AtomicBool::new(false);
-/// Raw handle values of the `vga` endpoint and of root's endpoint (0: none), owned by the
-/// ticker once started.
-static VGA: AtomicU64 = AtomicU64::new(0);
-static ROOT: AtomicU64 = AtomicU64::new(0);
-/// Whether root gave a `serial` import (the log sink is then kept pointed at serial).
-static HAS_SERIAL: AtomicBool = AtomicBool::new(false);
+
+/// What the ticker thread is given (moved in): the `vga` endpoint, root (to reconnect with),
+/// and whether root gave a `serial` import (the log sink is then kept pointed at serial).
+struct Links {
+    vga: Option<Endpoint>,
+    root: Option<RootClient>,
+    has_serial: bool,
+}
 
 struct PhaseService {
     has_vga: bool,
@@ -264,14 +266,9 @@ type VgaCallError = ProtocolError<hsync_vga_api::VgaError>;
 
 /// The ticker thread: visualizer frames and telemetry lines, and reconnecting what they write
 /// to (vga through `root.connect`; the serial log sink the same way) after a restart.
-fn ticker(_arg: u64, mut ipc: IpcBuf) {
-    let take = |slot: &AtomicU64| match slot.swap(0, Relaxed) {
-        0 => None,
-        raw => Some(Endpoint::from_raw(hsync_abi::Handle::from_raw(raw))),
-    };
-    let mut vga = take(&VGA).map(VgaClient::new);
-    let root = take(&ROOT).map(RootClient::new);
-    let has_serial = HAS_SERIAL.load(Relaxed);
+fn ticker(links: Links, mut ipc: IpcBuf) {
+    let mut vga = links.vga.map(VgaClient::new);
+    let (root, has_serial) = (links.root, links.has_serial);
     let mut vga_link = Link::new("vga");
     let mut serial_link = Link::new("serial");
     let mut serial_gave_up = false;
@@ -389,9 +386,10 @@ fn main(mut args: StartArgs) -> i32 {
     };
     // The system log goes to the serial server (libhsync falls back to the kernel debug log
     // while it is down).
-    if let Some(serial) = start.import("serial") {
+    let serial = start.import("serial");
+    let has_serial = serial.is_some();
+    if let Some(serial) = serial {
         libhsync::logsink::set_endpoint(serial);
-        HAS_SERIAL.store(true, Relaxed);
     }
     let Some(ep) = start.export(0) else {
         log::error!("phase: no endpoint to serve");
@@ -399,15 +397,17 @@ fn main(mut args: StartArgs) -> i32 {
     };
     let vga = start.import("vga");
     let has_vga = vga.is_some();
-    if let Some(v) = vga {
-        VGA.store(v.into_raw().raw(), Relaxed);
-    }
     // Ready before the ticker takes root's endpoint (to reconnect with).
-    if let Some(root) = start.root() {
-        hsync_root_api::report_ready(&root, &mut args.ipc);
-        ROOT.store(root.into_endpoint().into_raw().raw(), Relaxed);
+    let root = start.root();
+    if let Some(root) = &root {
+        hsync_root_api::report_ready(root, &mut args.ipc);
     }
-    if let Err(e) = libhsync::process::spawn_thread(ticker, 0, 16) {
+    let links = Links {
+        vga,
+        root,
+        has_serial,
+    };
+    if let Err(e) = libhsync::process::spawn_thread_with(ticker, links, 16) {
         log::warn!("phase: no ticker thread ({e}): no visualizer or telemetry");
     }
     log::info!(

@@ -1,4 +1,4 @@
-//! The user-space test suite (issue 3's in-QEMU list): normal use of every system call, misuse
+//! The user-space test suite: normal use of every system call, misuse
 //! of every system call (each with its specific error), IPC correctness, handle transfer,
 //! badges, peer death, fault records, and a 1,000-process spawn/kill leak check.
 

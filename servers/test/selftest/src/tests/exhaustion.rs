@@ -1,4 +1,4 @@
-//! Memory exhaustion regressions (issue 12): a process that takes every frame it can leaves
+//! Memory exhaustion: a process that takes every frame it can leaves
 //! the kernel its heap reserve, so further system calls end in `OutOfMemory`, never in a kernel
 //! panic; a huge image is parsed in place, so a failed `process_create` leaves no memory behind.
 

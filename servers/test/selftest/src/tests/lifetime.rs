@@ -1,4 +1,4 @@
-//! Regression tests for issue 12's lifetime findings: a process destroyed without ever ending
+//! Object lifetimes: a process destroyed without ever ending
 //! (its last handle closed) releases its endpoint receive rights, so queued senders get
 //! `PeerDied`; a thread started at an unmapped entry is a page fault, not a stack overflow;
 //! processes held only by their own handles are collected; a failed spawn leaves nothing.

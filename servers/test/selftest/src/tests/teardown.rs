@@ -1,4 +1,4 @@
-//! Teardown that cannot overflow (issue 12): long chains of objects, each holding the last
+//! Teardown that cannot overflow: long chains of objects, each holding the last
 //! reference to the next, are destroyed by the kernel's reaper one object per step. Before the
 //! reaper, 314 chained processes or 127 chained threads ran the kernel stack into its guard page
 //! (#DF). Each test compares the live-object and free-frame counters with a baseline taken
@@ -6,13 +6,12 @@
 
 use alloc::format;
 use alloc::string::String;
-use core::sync::atomic::{AtomicU64, Ordering};
+use alloc::sync::Arc;
 
 use libhsync::process::Spawn;
 use libhsync::sysinfo::{SystemInfo, kernel_counters};
 use libhsync::{
-    DEADLINE_NEVER, Endpoint, Handle, IpcBuf, Notification, ObjectKind, Process, Rights, StartArgs,
-    Thread,
+    DEADLINE_NEVER, Endpoint, IpcBuf, Notification, ObjectKind, Process, Rights, StartArgs, Thread,
 };
 
 use super::{Ctx, TestFn, TestResult};
@@ -148,12 +147,13 @@ pub fn role(mut args: StartArgs) -> i32 {
     ) else {
         return 3;
     };
-    SENDER_EP.store(ep.into_raw().raw(), Ordering::Relaxed);
-    SENDER_PAYLOAD.store(p.into_raw().raw(), Ordering::Relaxed);
+    // One endpoint and one process handle, shared by every sender (never closed: they block
+    // until the child is killed).
+    let shared = Arc::new((ep, p));
     let count = args.word(1).unwrap_or(0);
     let prio = args.word(2).unwrap_or(0);
     for _ in 0..count {
-        if libhsync::process::spawn_thread(sender, 0, prio).is_err() {
+        if libhsync::process::spawn_thread_with(sender, Arc::clone(&shared), prio).is_err() {
             return 4;
         }
     }
@@ -165,24 +165,14 @@ pub fn role(mut args: StartArgs) -> i32 {
     5
 }
 
-static SENDER_EP: AtomicU64 = AtomicU64::new(0);
-static SENDER_PAYLOAD: AtomicU64 = AtomicU64::new(0);
-
-fn sender(_arg: u64, mut ipc: IpcBuf) {
-    let ep: Endpoint = Handle::from_raw(hsync_abi::Handle::from_raw(
-        SENDER_EP.load(Ordering::Relaxed),
-    ));
-    let p: Process = Handle::from_raw(hsync_abi::Handle::from_raw(
-        SENDER_PAYLOAD.load(Ordering::Relaxed),
-    ));
+fn sender(shared: Arc<(Endpoint, Process)>, mut ipc: IpcBuf) {
+    let (ep, p) = &*shared;
     if let Ok(mine) = p.duplicate(Rights::TRANSFER | Rights::WAIT)
         && let Ok(msg) = ipc.compose(1, &[1], &[&mine])
     {
         let _ = ep.call(msg);
         let _ = mine.into_raw(); // keep it in the table until the process dies
     }
-    let _ = ep.into_raw();
-    let _ = p.into_raw();
 }
 
 fn senders_with_handles(ctx: &mut Ctx) -> TestResult {
