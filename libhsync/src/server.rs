@@ -139,7 +139,11 @@ impl<S> Serve<'_, S> {
                         }
                     });
             if let Err(e) = started {
-                log::error!("serve: cannot start the helper of event {i}: {e}");
+                log::error!(
+                    "serve: cannot start the helper of event {i} at priority {}: {e} (the \
+                     endpoint needs DUPLICATE; the priority may not exceed the server's)",
+                    self.helper_priority
+                );
                 return e;
             }
         }
