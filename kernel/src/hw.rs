@@ -163,15 +163,22 @@ struct Loaded {
     spans: Option<Arc<[PortSpan]>>,
 }
 
-/// The boot CPU's loaded bitmap state (one TSS so far).
-static LOADED: Mutex<Loaded> = Mutex::new(Loaded {
-    pid: 0,
-    spans: None,
-});
+/// Each CPU's loaded bitmap state (each CPU has its own TSS).
+static LOADED: [Mutex<Loaded>; arch::MAX_CPUS] = [const {
+    Mutex::new(Loaded {
+        pid: 0,
+        spans: None,
+    })
+}; arch::MAX_CPUS];
 
-/// Whether the TSS bitmap allows any port now (`LOADED.spans.is_some()`), readable without the
-/// lock.
-static LOADED_ANY: AtomicBool = AtomicBool::new(false);
+/// Per CPU: whether its TSS bitmap allows any port now (`LOADED[cpu].spans.is_some()`),
+/// readable without the lock.
+static LOADED_ANY: [AtomicBool; arch::MAX_CPUS] =
+    [const { AtomicBool::new(false) }; arch::MAX_CPUS];
+
+fn cpu_index() -> usize {
+    (arch::cpu_id() as usize).min(arch::MAX_CPUS - 1)
+}
 
 fn install(l: &mut Loaded, pid: u64, spans: Option<Arc<[PortSpan]>>) {
     if let Some(old) = l.spans.take() {
@@ -185,7 +192,7 @@ fn install(l: &mut Loaded, pid: u64, spans: Option<Arc<[PortSpan]>>) {
         }
     }
     l.pid = pid;
-    LOADED_ANY.store(spans.is_some(), Ordering::Relaxed);
+    LOADED_ANY[cpu_index()].store(spans.is_some(), Ordering::Relaxed);
     l.spans = spans;
 }
 
@@ -198,7 +205,9 @@ pub fn switch_io(next: &crate::object::Thread) {
     // Neither the loaded bitmap nor the next process allows a port: nothing to change. (The
     // loaded pid may then go stale; that is harmless, because a process only gains ports by
     // its own `ioport_enable`, which installs them at once.)
-    if LOADED_ANY.load(Ordering::Relaxed) || p.is_some_and(|p| p.io.any.load(Ordering::Acquire)) {
+    if LOADED_ANY[cpu_index()].load(Ordering::Relaxed)
+        || p.is_some_and(|p| p.io.any.load(Ordering::Acquire))
+    {
         switch_io_slow(p);
     }
 }
@@ -206,7 +215,7 @@ pub fn switch_io(next: &crate::object::Thread) {
 #[inline(never)]
 fn switch_io_slow(p: Option<&Process>) {
     let pid = p.map_or(0, |p| p.id);
-    let mut l = LOADED.lock();
+    let mut l = LOADED[cpu_index()].lock();
     if l.pid == pid {
         return;
     }
@@ -296,8 +305,17 @@ pub fn call(p: &Arc<Process>, nr: Sysnum, a: [u64; 6]) -> Result<[u64; 6], Error
                 count: r.count,
                 src: Arc::as_ptr(&r) as usize,
             })?;
-            // The caller's process is the one running on this CPU: allow its ports now.
-            install(&mut LOADED.lock(), p.id, p.io.snapshot());
+            // The caller's process is the one running on this CPU: allow its ports now. Other
+            // CPUs that have this process's bitmap loaded reload it at their next switch.
+            install(&mut LOADED[cpu_index()].lock(), p.id, p.io.snapshot());
+            for (i, l) in LOADED.iter().enumerate() {
+                if i != cpu_index() {
+                    let mut l = l.lock();
+                    if l.pid == p.id {
+                        l.pid = u64::MAX;
+                    }
+                }
+            }
             Ok([0; 6])
         }
         Sysnum::IrqCreate => {

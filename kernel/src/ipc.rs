@@ -399,9 +399,9 @@ pub extern "C" fn resume_parked(frame: *mut UserRegs, kind: u64) -> ! {
 /// # Safety
 /// Only inside the closure of [`sched::fast_handoff`] (or what it calls), whose `me` this is,
 /// and only for the duration of that closure. There `me` is the running thread: its reference, wherever the
-/// closure moves it (a reply right, an endpoint queue), can only be taken out by kernel code
-/// running on a CPU, and this CPU (the only one that runs the kernel today) is inside the
-/// closure with the CPU lock held and interrupts off. So the thread — and the `process` `Arc`
+/// closure moves it (a reply right, an endpoint queue), can only be taken out by kernel code,
+/// and this CPU holds the big kernel lock inside the closure (no other CPU runs kernel code)
+/// with interrupts off. So the thread — and the `process` `Arc`
 /// it holds in an immutable field — outlives the closure.
 #[inline(always)]
 unsafe fn running_process<'a>(me: &Thread) -> Option<&'a Process> {
@@ -480,6 +480,7 @@ fn call_handoff(
     // must not drop) and is not being killed (a killed thread is never left blocked in a
     // queue); this thread is not being killed either.
     if ready.is_some_and(|r| r > rx.priority)
+        || rx.home() != arch::cpu_id() as usize
         || ri.pending.is_some()
         || !matches!(ri.state, State::Blocked(Block::Recv(_)))
         || mi.killed
@@ -588,6 +589,7 @@ fn answer_caller(mi: &mut ThreadInner, msg: Msg, ready: Option<u8>) -> Option<(A
         let mut ci = caller.inner.lock();
         if !matches!(ci.state, State::Blocked(Block::Reply))
             || ready.is_some_and(|r| r > caller.priority)
+            || caller.home() != arch::cpu_id() as usize
         {
             return None;
         }

@@ -1,7 +1,7 @@
 //! The HSYNC-OS microkernel.
 //!
 //! A small kernel: boot glue (Limine protocol), CPU tables and exceptions, physical and virtual
-//! memory, a heap, and — in later milestones — scheduler, capabilities and IPC. Everything else
+//! memory, a heap, the scheduler on every CPU, capabilities and IPC. Everything else
 //! (drivers, the phase engine) lives in user-space servers. This crate refuses to grow drivers.
 //!
 //! Boot order lives in [`kmain`]; each step is owned by one module.
@@ -46,10 +46,17 @@ fn kmain_on_kernel_stack(info: &'static boot::BootInfo) -> ! {
     initfs::log_contents(info);
 
     let test = info.cmdline_has("test");
-    if test && let Some(kind) = info.cmdline_value("panic-test") {
+    let panic_test = info.cmdline_value("panic-test").filter(|_| test);
+    if let Some(kind) = panic_test.filter(|&k| k != "ap") {
         ktest::panic_test(kind);
     }
+    // From here on this CPU holds the big kernel lock whenever it runs kernel code (docs/smp.md).
+    arch::bkl_acquire_boot();
     hw::init(info);
+    arch::start_aps(info);
+    if panic_test == Some("ap") {
+        arch::panic_on_ap();
+    }
     sched::init();
     if test && !info.cmdline_has("no-ktest") && !ktest::run_all() {
         arch::exit_failure();
@@ -80,5 +87,5 @@ fn kmain_on_kernel_stack(info: &'static boot::BootInfo) -> ! {
         arch::power_off();
     }
     log::info!("boot complete; idling");
-    arch::idle()
+    sched::idle_loop()
 }

@@ -14,24 +14,36 @@
 //! end of panic report
 //! ```
 //!
-//! Then QEMU's isa-debug-exit gets 0x11 (status 35) and the CPU halts (real hardware).
+//! First every other CPU is stopped (an NMI; a CPU that panics while another one reports just
+//! halts), so the report is the only one. Then QEMU's isa-debug-exit gets 0x11 (status 35) and
+//! the CPU halts (real hardware).
 //! A panic inside the panic handler prints one line and halts.
 
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::arch;
 
-static PANICKING: AtomicBool = AtomicBool::new(false);
+/// The CPU that is reporting a panic (`u32::MAX`: none).
+static PANIC_CPU: AtomicU32 = AtomicU32::new(u32::MAX);
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    let mut out = arch::panic_console();
-    if PANICKING.swap(true, Ordering::AcqRel) {
-        let _ = writeln!(out, "\nKERNEL PANIC (recursive): {}", info.message());
-        drop(out);
-        arch::exit_failure();
+    let me = arch::cpu_id();
+    match PANIC_CPU.compare_exchange(u32::MAX, me, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            arch::stop_other_cpus();
+        }
+        Err(cpu) if cpu == me => {
+            let mut out = arch::panic_console();
+            let _ = writeln!(out, "\nKERNEL PANIC (recursive): {}", info.message());
+            drop(out);
+            arch::exit_failure();
+        }
+        // Another CPU is reporting (its NMI may be on its way): stop here quietly.
+        Err(_) => arch::halt_forever(),
     }
+    let mut out = arch::panic_console();
     // Output errors cannot be reported anywhere; each line is best effort.
     let _ = writeln!(out, "\nKERNEL PANIC on cpu {}", arch::cpu_id());
     let _ = writeln!(out, "message: {}", info.message());

@@ -1,13 +1,17 @@
 //! Threads and the scheduler: preemptive, priority-based round robin (32 levels), per-CPU run
-//! queues (one CPU for now, the structure is per CPU), blocking and waking for IPC and
-//! notifications, sleeps with deadlines, an idle thread with `hlt`.
+//! queues, blocking and waking for IPC and notifications, sleeps with deadlines, an idle thread
+//! per CPU with `hlt`.
 //!
 //! Called by arch: [`on_timer_tick`], [`on_user_fault`]; by the syscall layer and IPC: [`block`],
 //! [`switch_to_blocked`], [`wake_if`], [`kill_thread`], [`exit_current`].
 //!
 //! Concurrency: kernel code runs with interrupts off (syscalls enter with IF clear, interrupt
-//! gates clear it), except the idle thread's `hlt`. A CPU's state is behind its own lock, taken
-//! for short sections and never across a context switch. Lock order: CPU, then a thread's inner.
+//! gates clear it), except the idle thread's `hlt`, and under the big kernel lock (docs/smp.md):
+//! one CPU at a time runs kernel code, so the inner locks below are never contended. A CPU's
+//! state is behind its own lock, taken for short sections and never across a context switch
+//! or a remote call. Every thread has a home CPU ([`Thread::home`]): it is queued and run only
+//! there; a wake-up from another CPU queues it at home and sends that CPU a reschedule IPI when
+//! it must preempt or is idle.
 //!
 //! Killing: a thread that may hold references on its kernel stack (blocked or preempted inside
 //! the kernel) is never discarded in place. [`kill_thread`] marks it killed and makes it ready at
@@ -51,11 +55,16 @@ struct Cpu {
     prev: Option<Arc<Thread>>,
     ticks_left: u32,
     need_resched: bool,
-    loaded_cr3: u64,
     /// IPC fast-path handoffs ([`fast_handoff`] that switched).
     fast_handoffs: u64,
     /// Threads parked at their syscall that the general switch resumed.
     parked_resumes: u64,
+    /// General switches to another thread.
+    switches: u64,
+    /// Nanoseconds spent in the idle thread (up to `idle_since` when it runs now).
+    idle_ns: u64,
+    /// When the idle thread last started running (valid while it runs).
+    idle_since: u64,
 }
 
 /// Scheduler event counters, summed over CPUs (`system_info` page `SYSINFO_COUNTERS`).
@@ -70,7 +79,7 @@ pub struct Counters {
 
 /// The scheduler's event counters.
 pub fn counters() -> Counters {
-    CPUS.iter().fold(Counters::default(), |acc, c| {
+    online().fold(Counters::default(), |acc, c| {
         let c = c.lock();
         Counters {
             fast_handoffs: acc.fast_handoffs + c.fast_handoffs,
@@ -89,9 +98,11 @@ impl Cpu {
             prev: None,
             ticks_left: SLICE_TICKS,
             need_resched: false,
-            loaded_cr3: 0,
             fast_handoffs: 0,
             parked_resumes: 0,
+            switches: 0,
+            idle_ns: 0,
+            idle_since: 0,
         }
     }
 
@@ -103,13 +114,41 @@ impl Cpu {
 }
 
 /// Number of CPUs the scheduler has state for.
-const MAX_CPUS: usize = 1;
+const MAX_CPUS: usize = arch::MAX_CPUS;
 
 static CPUS: [Mutex<Cpu>; MAX_CPUS] = [const { Mutex::new(Cpu::new()) }; MAX_CPUS];
 
-fn this_cpu() -> &'static Mutex<Cpu> {
-    let id = arch::cpu_id() as usize;
+fn cpu(id: usize) -> &'static Mutex<Cpu> {
     CPUS.get(id).unwrap_or(&CPUS[0])
+}
+
+fn this_cpu() -> &'static Mutex<Cpu> {
+    cpu(arch::cpu_id() as usize)
+}
+
+/// The CPUs with scheduler state in use.
+fn online() -> impl Iterator<Item = &'static Mutex<Cpu>> {
+    CPUS.iter().take(arch::cpus_online() as usize)
+}
+
+/// Queues `t` (ready) at `prio` on its home CPU; kicks that CPU if it must reschedule.
+fn enqueue(t: Arc<Thread>, prio: u8) {
+    let home = t.home();
+    let kick = {
+        let mut c = cpu(home).lock();
+        c.push(prio, t);
+        note_wake(&mut c, prio)
+    };
+    if kick {
+        arch::kick_cpu(home);
+    }
+}
+
+/// Removes `t` from every CPU's sleepers list.
+fn forget_sleeper(t: &Arc<Thread>) {
+    for c in online() {
+        c.lock().sleepers.retain(|(_, s)| !Arc::ptr_eq(s, t));
+    }
 }
 
 /// Timer ticks seen so far.
@@ -121,7 +160,7 @@ pub fn ticks() -> u64 {
 pub fn init() {
     let (Ok(boot), Ok(idle)) = (
         Thread::new_boot(BOOT_PRIORITY),
-        Thread::new_kernel(0, Box::new(|| arch::idle())),
+        Thread::new_kernel(0, Box::new(|| idle_loop())),
     ) else {
         panic!("out of memory creating the boot and idle threads");
     };
@@ -131,11 +170,38 @@ pub fn init() {
         publish_current(&boot);
         cpu.current = Some(boot);
         cpu.idle = Some(idle);
-        cpu.loaded_cr3 = crate::mm::vmm::root();
         let _ = cpu.run.reserve(4);
     }
     arch::timer_start(TICK_NS);
-    log::info!(target: "sched", "scheduler up: tick {} us, slice {} ms", TICK_NS / 1000, TICK_NS * SLICE_TICKS as u64 / 1_000_000);
+    log::info!(target: "sched", "scheduler up: tick {} us, slice {} ms, {} CPUs", TICK_NS / 1000, TICK_NS * SLICE_TICKS as u64 / 1_000_000, arch::cpus_online());
+    arch::release_aps(ap_main);
+}
+
+/// An AP joins the scheduler: takes the big kernel lock, makes its running context its idle
+/// thread and idles (it runs what wake-ups queue on it; its tick runs while it has work).
+fn ap_main() -> ! {
+    arch::bkl_acquire_boot();
+    let Ok(idle) = Thread::new_boot(0) else {
+        panic!("out of memory creating an AP's idle thread");
+    };
+    {
+        let mut cpu = this_cpu().lock();
+        publish_current(&idle);
+        cpu.current = Some(idle.clone());
+        cpu.idle = Some(idle);
+        let _ = cpu.run.reserve(4);
+    }
+    // No tick while it idles with nothing to wake; the first switch to a thread starts it.
+    idle_loop()
+}
+
+/// The idle thread's body: wait for interrupts without the big kernel lock; run whatever
+/// became ready.
+pub fn idle_loop() -> ! {
+    loop {
+        arch::idle_wait();
+        preempt_point();
+    }
 }
 
 /// Publishes `t` as this CPU's running thread in the per-CPU block, so that the hot paths
@@ -220,18 +286,27 @@ pub fn start(t: &Arc<Thread>) -> Result<(), Error> {
         }
         inner.state = State::Ready;
     }
-    let mut cpu = this_cpu().lock();
-    let want = cpu.run.len() + 1;
-    if cpu.run.reserve_at(t.priority, want).is_err() {
-        t.inner.lock().state = State::Created;
-        return Err(Error::OutOfMemory);
+    let home = t.home();
+    let kick = {
+        let mut cpu = cpu(home).lock();
+        let want = cpu.run.len() + 1;
+        if cpu.run.reserve_at(t.priority, want).is_err() {
+            drop(cpu);
+            t.inner.lock().state = State::Created;
+            return Err(Error::OutOfMemory);
+        }
+        cpu.push(t.priority, t.clone());
+        note_wake(&mut cpu, t.priority)
+    };
+    if kick {
+        arch::kick_cpu(home);
     }
-    cpu.push(t.priority, t.clone());
-    note_wake(&mut cpu, t.priority);
     Ok(())
 }
 
-fn note_wake(cpu: &mut Cpu, prio: u8) {
+/// Marks `cpu` for rescheduling when a thread of `prio` outranks what it runs or it idles.
+/// Returns whether it did.
+fn note_wake(cpu: &mut Cpu, prio: u8) -> bool {
     let cur = cpu.current.as_ref().map_or(0, |c| c.priority);
     if prio > cur
         || cpu
@@ -241,7 +316,9 @@ fn note_wake(cpu: &mut Cpu, prio: u8) {
             .is_some_and(|(c, i)| Arc::ptr_eq(c, i))
     {
         cpu.need_resched = true;
+        return true;
     }
+    false
 }
 
 /// Wakes `t` with `wake` if it is blocked on something `pred` accepts. Returns whether it did.
@@ -256,12 +333,10 @@ pub fn wake_if(t: &Arc<Thread>, pred: impl FnOnce(&Block) -> bool, wake: Wake) -
         inner.wake = wake;
         inner.deadline.take().is_some()
     };
-    let mut cpu = this_cpu().lock();
     if had_deadline {
-        cpu.sleepers.retain(|(_, s)| !Arc::ptr_eq(s, t));
+        forget_sleeper(t);
     }
-    cpu.push(t.priority, t.clone());
-    note_wake(&mut cpu, t.priority);
+    enqueue(t.clone(), t.priority);
     true
 }
 
@@ -280,6 +355,11 @@ pub fn block(block: Block) -> Wake {
 /// `next` must be a thread the caller just took out of a wait structure, with its wake result
 /// already set; it becomes the running thread.
 pub fn switch_to_blocked(block: Block, next: Arc<Thread>) -> Wake {
+    if next.home() != arch::cpu_id() as usize {
+        // Its home is another CPU: wake it there, block here.
+        make_ready(next);
+        return self::block(block);
+    }
     if !set_blocked(block) {
         // Killed meanwhile: hand `next` to the run queue instead.
         make_ready(next);
@@ -335,6 +415,7 @@ pub fn fast_handoff<D>(
     crate::hw::switch_io(&next);
     arch::fpu_switch_to(Arc::as_ptr(&next) as usize);
     publish_current(&next);
+    next.note_cpu();
     let kstack = next.kstack_top();
     let cr3 = next.cr3();
     let exit = if h.via_frame {
@@ -345,8 +426,7 @@ pub fn fast_handoff<D>(
     // `current` was taken above: no old value to drop.
     core::mem::forget(cpu.current.replace(next));
     cpu.fast_handoffs += 1;
-    let load = cpu.loaded_cr3 != cr3;
-    cpu.loaded_cr3 = cr3;
+    let load = arch::loaded_cr3() != cr3;
     drop(cpu);
     drop(h.leftover);
     arch::set_kernel_stack(kstack);
@@ -360,10 +440,8 @@ pub fn fast_handoff<D>(
 /// Puts a thread that was taken out of a wait structure (its wake result set) on the run queue.
 pub fn make_ready(t: Arc<Thread>) {
     t.inner.lock().state = State::Ready;
-    let mut cpu = this_cpu().lock();
     let prio = t.priority;
-    cpu.push(prio, t);
-    note_wake(&mut cpu, prio);
+    enqueue(t, prio);
 }
 
 fn set_blocked(block: Block) -> bool {
@@ -472,6 +550,10 @@ pub fn kill_thread(t: &Arc<Thread>) {
         };
         (old, inner.pending.take(), inner.deadline.take().is_some())
     };
+    if had_deadline {
+        forget_sleeper(t);
+    }
+    let home = t.home();
     if let State::Blocked(b) = old {
         match &b {
             Block::Send(ep) | Block::Recv(ep) => ep.remove(t),
@@ -479,39 +561,95 @@ pub fn kill_thread(t: &Arc<Thread>) {
             Block::ProcessWait(p) => p.waiters.lock().retain(|w| !Arc::ptr_eq(w, t)),
             Block::Reply | Block::Sleep | Block::Kernel => {}
         }
-        let mut cpu = this_cpu().lock();
-        if had_deadline {
-            cpu.sleepers.retain(|(_, s)| !Arc::ptr_eq(s, t));
-        }
+        let mut cpu = cpu(home).lock();
         cpu.push(KILL_PRIORITY, t.clone());
         cpu.need_resched = true;
         drop(cpu);
+        arch::kick_cpu(home);
         drop(b);
     } else {
-        // Ready: bump it so it unwinds promptly.
-        let mut cpu = this_cpu().lock();
-        if had_deadline {
-            cpu.sleepers.retain(|(_, s)| !Arc::ptr_eq(s, t));
-        }
+        // Ready: bump it so it unwinds promptly. (Running on another CPU: it exits at its next
+        // kernel entry; the kick makes that soon.)
+        let mut cpu = cpu(home).lock();
         if let Some(t) = cpu.run.remove(t.priority, |x| Arc::ptr_eq(x, t)) {
             cpu.push(KILL_PRIORITY, t);
-            cpu.need_resched = true;
         }
+        cpu.need_resched = true;
+        drop(cpu);
+        arch::kick_cpu(home);
     }
     drop(pending);
 }
 
-/// Before a process's page tables are freed: if the CPU has them loaded, load the kernel's.
+/// Moves `t`'s home to CPU `cpu` (`thread_set_cpu`). A ready thread moves to that CPU's queue
+/// now; a running one (here or elsewhere) at its next switch (its CPU is asked to reschedule);
+/// a blocked one is woken there. Errors: `InvalidArgument` for a CPU that is not online.
+pub fn set_cpu(t: &Arc<Thread>, to: usize) -> Result<(), Error> {
+    if to >= arch::cpus_online() as usize {
+        return Err(Error::InvalidArgument);
+    }
+    let from = t.home();
+    if from == to {
+        return Ok(());
+    }
+    t.set_home(to);
+    let queued = {
+        let mut c = cpu(from).lock();
+        let running = c.current.as_ref().is_some_and(|c| Arc::ptr_eq(c, t));
+        if running {
+            c.need_resched = true;
+        }
+        let queued = [t.priority, KILL_PRIORITY]
+            .into_iter()
+            .find_map(|p| c.run.remove(p, |x| Arc::ptr_eq(x, t)).map(|x| (p, x)));
+        (running, queued)
+    };
+    match queued {
+        (_, Some((prio, t))) => enqueue(t, prio),
+        (true, None) => arch::kick_cpu(from),
+        (false, None) => {}
+    }
+    Ok(())
+}
+
+/// CPU `i`'s line for `system_info` (`SYSINFO_CPU + i`), `None` when it is not online.
+pub fn cpu_info(i: usize) -> Option<[u64; 6]> {
+    if i >= arch::cpus_online() as usize {
+        return None;
+    }
+    let now = arch::uptime_ns();
+    let c = cpu(i).lock();
+    let idle_now = c
+        .current
+        .as_ref()
+        .zip(c.idle.as_ref())
+        .is_some_and(|(a, b)| Arc::ptr_eq(a, b));
+    let idle = c.idle_ns
+        + if idle_now {
+            now.saturating_sub(c.idle_since)
+        } else {
+            0
+        };
+    Some([
+        u64::from(arch::apic_id(i)),
+        u64::from(!idle_now),
+        c.switches,
+        now.saturating_sub(idle),
+        arch::tsc_offset(i) as u64,
+        now,
+    ])
+}
+
+/// Before a process's page tables are freed: every CPU that has them loaded loads the
+/// kernel's (this one directly, the others by a remote call that completes before return).
 pub fn leave_address_space(cr3: u64) {
-    let mut cpu = this_cpu().lock();
-    if cpu.loaded_cr3 == cr3 {
+    if arch::loaded_cr3() == cr3 {
         let root = crate::mm::vmm::root();
         // SAFETY: the kernel's own PML4 maps the kernel half.
         unsafe { arch::load_address_space(root) };
-        cpu.loaded_cr3 = root;
     }
-    drop(cpu);
     arch::forget_address_space(cr3);
+    arch::leave_everywhere(cr3);
 }
 
 /// The core switch: optionally requeues the current thread, picks `direct` or the best ready
@@ -525,7 +663,22 @@ fn switch(requeue: bool, direct: Option<Arc<Thread>>) {
                 return;
             };
             let cur_is_idle = cpu.idle.as_ref().is_some_and(|i| Arc::ptr_eq(i, cur));
-            if requeue && !cur_is_idle {
+            let me = arch::cpu_id() as usize;
+            if requeue && !cur_is_idle && cur.home() != me {
+                // Moved to another CPU while it ran here: queue it at home.
+                let cur = cur.clone();
+                cur.inner.lock().state = State::Ready;
+                let prio = cur.priority;
+                let home = cur.home();
+                let kick = {
+                    let mut h = self::cpu(home).lock();
+                    h.push(prio, cur);
+                    note_wake(&mut h, prio)
+                };
+                if kick {
+                    arch::kick_cpu(home);
+                }
+            } else if requeue && !cur_is_idle {
                 // Round robin: only a thread of at least our priority displaces us.
                 match cpu.run.highest() {
                     Some(p) if p >= cur.priority => {}
@@ -563,6 +716,37 @@ fn switch(requeue: bool, direct: Option<Arc<Thread>>) {
     if resume != Resume::Kernel {
         cpu.parked_resumes += 1;
     }
+    let me = arch::cpu_id() as usize;
+    let to_idle = cpu.idle.as_ref().is_some_and(|i| Arc::ptr_eq(i, &next));
+    debug_assert!(
+        to_idle || next.home() == me,
+        "thread {} (home cpu {}) resumed on cpu {me}",
+        next.id,
+        next.home()
+    );
+    let from_idle = cpu
+        .current
+        .as_ref()
+        .zip(cpu.idle.as_ref())
+        .is_some_and(|(c, i)| Arc::ptr_eq(c, i));
+    if to_idle || from_idle {
+        let now = arch::uptime_ns();
+        if from_idle {
+            cpu.idle_ns += now.saturating_sub(cpu.idle_since);
+        }
+        if to_idle {
+            cpu.idle_since = now;
+        }
+        // An AP idles without a tick unless it has sleepers to wake (CPU 0 keeps the clock
+        // and the notification timers): wake-ups reach it by IPI.
+        if me != 0 && to_idle && cpu.sleepers.is_empty() {
+            arch::timer_stop();
+        } else if me != 0 && from_idle {
+            arch::timer_start(TICK_NS);
+        }
+    }
+    next.note_cpu();
+    cpu.switches += 1;
     let kstack = next.kstack_top();
     let cr3 = next.cr3();
     cpu.ticks_left = SLICE_TICKS;
@@ -576,8 +760,7 @@ fn switch(requeue: bool, direct: Option<Arc<Thread>>) {
     };
     let from = cur.ctx_ptr();
     cpu.prev = Some(cur);
-    let load = cpu.loaded_cr3 != cr3;
-    cpu.loaded_cr3 = cr3;
+    let load = arch::loaded_cr3() != cr3;
     drop(cpu);
     if kstack != 0 {
         arch::set_kernel_stack(kstack);
@@ -641,14 +824,15 @@ pub extern "C" fn kernel_thread_entry(_arg: u64) -> ! {
 
 /// Called by the timer interrupt (from user mode or idle). Wakes due sleepers and preempts.
 pub fn on_timer_tick() {
-    TICKS.fetch_add(1, Ordering::Relaxed);
     let now = arch::uptime_ns();
-    crate::object::notification::fire_timers(now);
+    // Global time and the notification deadlines run on CPU 0's tick only.
+    if arch::cpu_id() == 0 {
+        TICKS.fetch_add(1, Ordering::Relaxed);
+        crate::object::notification::fire_timers(now);
+    }
     loop {
         let due = {
-            let Some(mut cpu) = this_cpu().try_lock() else {
-                return;
-            };
+            let mut cpu = this_cpu().lock();
             let i = cpu.sleepers.iter().position(|(d, _)| *d <= now);
             i.map(|i| cpu.sleepers.swap_remove(i).1)
         };
@@ -664,9 +848,7 @@ pub fn on_timer_tick() {
         }
     }
     let preempt = {
-        let Some(mut cpu) = this_cpu().try_lock() else {
-            return;
-        };
+        let mut cpu = this_cpu().lock();
         if cpu.current.is_none() {
             return;
         }

@@ -377,6 +377,14 @@ fn call(cx: &Ctx, nr: Sysnum, a: [u64; 6]) -> Result<Out, Error> {
         }
         Sysnum::ProcessWait => process_wait(cx, a),
         Sysnum::ThreadCreate => thread_create(cx, a),
+        Sysnum::ThreadSetCpu => {
+            let KObject::Thread(t) = cx.get(a[0], ObjectKind::Thread, Rights::MANAGE)? else {
+                return Err(Error::WrongKind);
+            };
+            let cpu = usize::try_from(a[1]).map_err(|_| Error::InvalidArgument)?;
+            sched::set_cpu(&t, cpu)?;
+            Ok([0; 6])
+        }
         Sysnum::ThreadStart => {
             let KObject::Thread(t) = cx.get(a[0], ObjectKind::Thread, Rights::MANAGE)? else {
                 return Err(Error::WrongKind);
@@ -396,8 +404,12 @@ fn call(cx: &Ctx, nr: Sysnum, a: [u64; 6]) -> Result<Out, Error> {
                 regs.rsi = a[2];
                 regs.rdx = t.ipc_buffer;
             }
-            sched::start(&t)?;
+            // Counted before it can run (and exit), uncounted if it could not start.
             tp.running_threads.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = sched::start(&t) {
+                tp.running_threads.fetch_sub(1, Ordering::Relaxed);
+                return Err(e);
+            }
             Ok([0; 6])
         }
         Sysnum::Yield => {
@@ -441,6 +453,18 @@ fn call(cx: &Ctx, nr: Sysnum, a: [u64; 6]) -> Result<Out, Error> {
                     0,
                     0,
                 ])
+            }
+            hsync_abi::SYSINFO_CPUS => Ok([
+                u64::from(arch::cpus_online()),
+                u64::from(arch::cpu_id()),
+                0,
+                0,
+                0,
+                0,
+            ]),
+            page if page >= hsync_abi::SYSINFO_CPU => {
+                sched::cpu_info((page - hsync_abi::SYSINFO_CPU) as usize)
+                    .ok_or(Error::InvalidArgument)
             }
             _ => Err(Error::InvalidArgument),
         },

@@ -205,6 +205,12 @@ impl Thread {
     pub fn start(&self, arg0: u64, arg1: u64) -> Result<(), Error> {
         sys::pure(Sysnum::ThreadStart, [self.raw().raw(), arg0, arg1, 0, 0, 0]).map(|_| ())
     }
+
+    /// Moves the thread to CPU `cpu` (`thread_set_cpu`; needs `MANAGE`): from its next switch
+    /// on it runs only there. Errors: `InvalidArgument` for a CPU that is not online.
+    pub fn set_cpu(&self, cpu: u64) -> Result<(), Error> {
+        sys::pure(Sysnum::ThreadSetCpu, [self.raw().raw(), cpu, 0, 0, 0, 0]).map(|_| ())
+    }
 }
 
 /// An ELF executable copied into a Frame, ready for any number of [`Spawn`]s.

@@ -139,6 +139,45 @@ pub fn heap_info() -> Result<HeapInfo, Error> {
     })
 }
 
+/// How many CPUs run the system, and which one the caller runs on (`SYSINFO_CPUS`).
+pub fn cpus() -> Result<(u64, u64), Error> {
+    let o = sys::pure(Sysnum::SystemInfo, [hsync_abi::SYSINFO_CPUS, 0, 0, 0, 0, 0])?;
+    Ok((o[0], o[1]))
+}
+
+/// One CPU as the kernel sees it (`system_info` page `SYSINFO_CPU + i`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuInfo {
+    /// Its local APIC id.
+    pub apic_id: u64,
+    /// Running a thread (true) or idle.
+    pub running: bool,
+    /// Context switches to a thread on it since boot.
+    pub switches: u64,
+    /// Nanoseconds it spent outside its idle `hlt` since boot.
+    pub busy_ns: u64,
+    /// Its TSC minus CPU 0's, in cycles, measured at boot.
+    pub tsc_offset: i64,
+    /// Nanoseconds since boot when this was read.
+    pub uptime_ns: u64,
+}
+
+/// CPU `index`'s state. Errors: `InvalidArgument` for a CPU that is not online.
+pub fn cpu_info(index: u64) -> Result<CpuInfo, Error> {
+    let o = sys::pure(
+        Sysnum::SystemInfo,
+        [hsync_abi::SYSINFO_CPU + index, 0, 0, 0, 0, 0],
+    )?;
+    Ok(CpuInfo {
+        apic_id: o[0],
+        running: o[1] != 0,
+        switches: o[2],
+        busy_ns: o[3],
+        tsc_offset: o[4] as i64,
+        uptime_ns: o[5],
+    })
+}
+
 /// The time-stamp counter (user-mode `rdtsc` is allowed on HSYNC-OS).
 #[inline(always)]
 pub fn rdtsc() -> u64 {

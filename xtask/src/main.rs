@@ -57,6 +57,9 @@ enum Command {
         /// without one they are skipped.
         #[arg(long, value_name = "DIR")]
         limine: Option<std::path::PathBuf>,
+        /// CPUs of every QEMU suite's machine (1..=64; the `smp` suite always uses 4).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+        smp: u32,
     },
     /// Write `target/hsync-os.iso`, a hybrid BIOS/UEFI image for CD or USB stick (see
     /// docs/hardware.md): GRUB + the shim (Multiboot2) by default, Limine with --limine DIR or
@@ -82,8 +85,8 @@ enum Command {
         /// Build with the debug profile instead of release.
         #[arg(long)]
         debug: bool,
-        /// Number of CPUs.
-        #[arg(long, default_value_t = 1)]
+        /// Number of CPUs (1..=64; the instruction-count rows need 1).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
         smp: u32,
         /// Boot nothing: print docs/performance.md (HSYNC's claims beside the figures) from
         /// the last target/bench/latest.json (`cargo xtask bench --markdown > docs/performance.md`).
@@ -157,8 +160,8 @@ pub struct RunArgs {
     /// CPU accelerator. KVM on nested-virtualization hosts can be far slower than TCG.
     #[arg(long, value_enum, default_value_t = Accel::Tcg)]
     pub accel: Accel,
-    /// Number of CPUs.
-    #[arg(long, default_value_t = 1)]
+    /// Number of CPUs (1..=64).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub smp: u32,
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 256)]
@@ -211,7 +214,11 @@ fn main() -> ExitCode {
             filter,
             release,
             limine,
-        } => test::run(filter.as_deref(), release, limine),
+            smp,
+        } => {
+            qemu::set_default_smp(smp);
+            test::run(filter.as_deref(), release, limine)
+        }
         Command::Iso {
             release,
             limine,

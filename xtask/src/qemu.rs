@@ -41,12 +41,20 @@ pub struct Machine {
     pub extra: Vec<String>,
 }
 
+/// CPUs of a default [`Machine`] (`cargo xtask test --smp N` sets it for every suite).
+static DEFAULT_SMP: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+/// Sets the CPU count of [`Machine::default`].
+pub fn set_default_smp(cpus: u32) {
+    DEFAULT_SMP.store(cpus, std::sync::atomic::Ordering::Relaxed);
+}
+
 impl Default for Machine {
     fn default() -> Self {
         Machine {
             accel: Accel::Tcg,
             cpu: None,
-            smp: 1,
+            smp: DEFAULT_SMP.load(std::sync::atomic::Ordering::Relaxed),
             memory_mib: 256,
             headless: true,
             gdb: false,

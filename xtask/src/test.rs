@@ -31,6 +31,7 @@ mod kernel;
 mod lifecycle;
 mod limine;
 pub(crate) mod shell;
+mod smp;
 mod system;
 mod user;
 pub(crate) mod vga;
@@ -249,6 +250,27 @@ const SUITES: &[Suite] = &[
             ))
         },
         judge: fuzz::judge_fuzz,
+    },
+    // The user image at -smp 4, and a panic on an AP (test/smp.rs).
+    Suite {
+        name: "smp",
+        timeout_secs: 900,
+        machine: smp::machine,
+        boot: |ctx| {
+            Ok(qemu::boot_with_initfs(
+                &ctx.system,
+                &ctx.system.initfs_test,
+                "test",
+            ))
+        },
+        judge: smp::judge_smp,
+    },
+    Suite {
+        name: "smp-ap-panic",
+        timeout_secs: 60,
+        machine: smp::machine2,
+        boot: |ctx| kernel_only("test panic-test=ap")(ctx),
+        judge: smp::judge_ap_panic,
     },
     // The normal image: the kernel starts servers/root, which greets and waits.
     Suite {

@@ -57,6 +57,12 @@ pub const SYSINFO_COUNTERS: u64 = 1;
 /// `system_info` page: the kernel heap (bytes mapped, bytes allocated) and the frames held in
 /// reserve for its growth.
 pub const SYSINFO_HEAP: u64 = 2;
+/// `system_info` page: `(cpus online, the calling thread's CPU, 0, 0, 0, 0)`.
+pub const SYSINFO_CPUS: u64 = 3;
+/// `system_info` page `SYSINFO_CPU + i`: CPU `i`'s `(apic id, running (1) or idle (0),
+/// threads switched to, busy ns, TSC offset from CPU 0 in cycles (two's complement), ns since
+/// boot)`.
+pub const SYSINFO_CPU: u64 = 0x100;
 
 /// Version of this ABI. Bumped on every incompatible change (a renumbered call, a moved field, a
 /// changed register). Additions that old binaries cannot observe (a new call number, a new

@@ -139,6 +139,10 @@ code_enum! {
         /// `deadline` (the `clock_read` clock) the kernel signals `bits` on it; a new call
         /// replaces the armed timer, [`DEADLINE_NEVER`](crate::DEADLINE_NEVER) disarms it.
         NotificationTimer = 44 => "notification_timer",
+        /// `thread_set_cpu(thread, cpu)`: move a thread (handle with `MANAGE`) to CPU `cpu`
+        /// (`0..cpus`, see `system_info` page [`SYSINFO_CPUS`](crate::SYSINFO_CPUS)); it runs
+        /// only there from its next switch on.
+        ThreadSetCpu = 45 => "thread_set_cpu",
     }
 }
 

@@ -222,7 +222,8 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// Clears the PTEs of `pages` pages at `va` (flushing them when this space is loaded).
+    /// Clears the PTEs of `pages` pages at `va`, flushing them here when this space is loaded
+    /// and on every other CPU that may hold them (TLB shootdown).
     fn clear_pages(&mut self, va: u64, pages: u64) {
         let current = self.is_current();
         for i in 0..pages {
@@ -234,6 +235,11 @@ impl AddressSpace {
         if !current && pages > 0 {
             // With PCIDs this CPU may still hold translations of this space under its tag.
             crate::arch::forget_address_space(self.cr3());
+        }
+        // Other CPUs running (or tagging) this space: invalidated before the caller frees the
+        // frames (they drop with the region after this returns).
+        if pages > 0 {
+            crate::arch::shootdown(self.cr3(), va, pages);
         }
     }
 

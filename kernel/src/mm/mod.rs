@@ -97,6 +97,19 @@ const RESERVED_KINDS: &[RegionKind] = &[
     RegionKind::ExecutableAndModules,
 ];
 
+/// Frames below 1 MiB reserved for the AP start trampoline (code + three page tables).
+pub const LOW_FRAME_COUNT: u64 = 4;
+/// Physical base of those frames (0 = none found).
+static LOW_FRAMES: AtomicU64 = AtomicU64::new(0);
+
+/// The [`LOW_FRAME_COUNT`] contiguous frames below 1 MiB reserved at boot for starting APs.
+pub fn low_frames() -> Option<u64> {
+    match LOW_FRAMES.load(Ordering::Relaxed) {
+        0 => None,
+        p => Some(p),
+    }
+}
+
 /// The loader's RSDP address, kept for the `map_physical` test (0 = none).
 static RSDP_PHYS: AtomicU64 = AtomicU64::new(0);
 
@@ -104,6 +117,11 @@ static RSDP_PHYS: AtomicU64 = AtomicU64::new(0);
 pub fn init(info: &BootInfo) {
     RSDP_PHYS.store(info.rsdp_phys.unwrap_or(0), Ordering::Relaxed);
     pmm::init(info.memory_map, info.hhdm_offset);
+    // Before anything else allocates: the AP trampoline needs frames below 1 MiB.
+    LOW_FRAMES.store(
+        pmm::reserve_low(LOW_FRAME_COUNT).unwrap_or(0),
+        Ordering::Relaxed,
+    );
     let reserved = frames_of(info.memory_map, RESERVED_KINDS)
         + frames_of(info.memory_map, &[RegionKind::BootloaderReclaimable]);
     RESERVED_FRAMES.store(reserved, Ordering::Relaxed);
@@ -115,6 +133,12 @@ pub fn init(info: &BootInfo) {
 /// and the CPU left the loader's stack.
 pub fn reclaim_bootloader_memory(info: &BootInfo) {
     let gained = pmm::reclaim(info.memory_map);
+    if LOW_FRAMES.load(Ordering::Relaxed) == 0 {
+        LOW_FRAMES.store(
+            pmm::reserve_low(LOW_FRAME_COUNT).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+    }
     RESERVED_FRAMES.store(
         frames_of(info.memory_map, RESERVED_KINDS),
         Ordering::Relaxed,

@@ -155,3 +155,20 @@ pub fn stats() -> FrameStats {
 pub fn is_free(phys: u64) -> bool {
     with(|pmm| pmm.is_free(phys))
 }
+
+/// Takes `count` contiguous free frames below 1 MiB (the AP start trampoline), lowest first
+/// from 0x1000; `None` when the map has no such run of usable memory.
+pub fn reserve_low(count: u64) -> Option<u64> {
+    const LOW_END: u64 = 0x10_0000;
+    with(|pmm| {
+        let mut base = FRAME_SIZE;
+        while base + count * FRAME_SIZE <= LOW_END {
+            let run = (0..count).all(|i| pmm.is_free(base + i * FRAME_SIZE));
+            if run && pmm.reserve(base, count * FRAME_SIZE).is_ok() {
+                return Some(base);
+            }
+            base += FRAME_SIZE;
+        }
+        None
+    })
+}

@@ -604,6 +604,9 @@ pub struct OwnedKernelStack {
     stack: KernelStack,
     slot: usize,
     pages: u64,
+    /// CPUs that may hold TLB entries for it (bit per CPU): the one that mapped it and every
+    /// one that ran on it ([`OwnedKernelStack::note_cpu`]). Its free shoots down only these.
+    cpus: core::sync::atomic::AtomicU64,
 }
 
 impl OwnedKernelStack {
@@ -615,6 +618,16 @@ impl OwnedKernelStack {
     /// The addresses (top, bottom, guard page) as a plain descriptor.
     pub fn stack(&self) -> KernelStack {
         self.stack
+    }
+
+    /// Records that the calling CPU uses the stack (may cache its translations).
+    #[inline(always)]
+    pub fn note_cpu(&self) {
+        let bit = 1u64 << (crate::arch::cpu_id() & 63);
+        if self.cpus.load(core::sync::atomic::Ordering::Relaxed) & bit == 0 {
+            self.cpus
+                .fetch_or(bit, core::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
@@ -639,25 +652,30 @@ pub fn alloc_owned_stack(pages: usize) -> Result<OwnedKernelStack, MmError> {
         },
         slot,
         pages,
+        cpus: core::sync::atomic::AtomicU64::new(1 << (crate::arch::cpu_id() & 63)),
     })
 }
 
 impl Drop for OwnedKernelStack {
     fn drop(&mut self) {
-        // Kernel mappings are global: `unmap_4k` invalidates them on this CPU. (With more CPUs
-        // online this needs a TLB shootdown before the slot is reused.)
+        // Kernel mappings are global: `unmap_4k` invalidates them on this CPU; the shootdown
+        // invalidates them on every other CPU before the frames and the slot are reused.
+        let mut frames = [0u64; OWNED_STACK_MAX_PAGES];
         with(|k| {
-            for i in 0..self.pages {
-                match k.tables.unmap_4k(self.stack.bottom + i * PAGE_4K) {
-                    Ok(phys) => {
-                        if let Err(e) = pmm::free_frame(phys) {
-                            log::error!("kernel stack: freeing {phys:#x}: {e:?}");
-                        }
-                    }
+            for (i, f) in frames.iter_mut().enumerate().take(self.pages as usize) {
+                match k.tables.unmap_4k(self.stack.bottom + i as u64 * PAGE_4K) {
+                    Ok(phys) => *f = phys,
                     Err(e) => log::error!("kernel stack: unmapping: {e:?}"),
                 }
             }
         });
+        let cpus = self.cpus.load(core::sync::atomic::Ordering::Relaxed);
+        crate::arch::shootdown_on(cpus, self.stack.bottom, self.pages);
+        for &phys in frames.iter().filter(|&&p| p != 0) {
+            if let Err(e) = pmm::free_frame(phys) {
+                log::error!("kernel stack: freeing {phys:#x}: {e:?}");
+            }
+        }
         SLOTS.lock().release(self.slot);
     }
 }

@@ -8,7 +8,7 @@
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use hsync_abi::{Error, ObjectKind};
 use spin::Mutex;
@@ -163,6 +163,9 @@ pub struct Thread {
     pub fpu: Mutex<Option<Box<FxArea>>>,
     /// Its reaper node: its process and state are dropped by the reaper (`reap`).
     reap: super::reap::Slot,
+    /// Home CPU: the only CPU whose run queue holds it and that runs it (docs/smp.md). Starts
+    /// as the creating CPU; `thread_set_cpu` moves it.
+    home: AtomicU32,
     _live: Live,
 }
 
@@ -210,8 +213,28 @@ impl Thread {
             inner: Mutex::new(ThreadInner::default()),
             fpu: Mutex::new(None),
             reap,
+            home: AtomicU32::new(crate::arch::cpu_id()),
             _live: Live::new(ObjectKind::Thread),
         }))
+    }
+
+    /// Records that the calling CPU runs it (its kernel stack's TLB shootdown targets).
+    #[inline(always)]
+    pub fn note_cpu(&self) {
+        if let Some(s) = &self.stack {
+            s.note_cpu();
+        }
+    }
+
+    /// Its home CPU.
+    #[inline(always)]
+    pub fn home(&self) -> usize {
+        self.home.load(Ordering::Relaxed) as usize
+    }
+
+    /// Moves its home to `cpu` (the scheduler's `set_cpu` does the queue work).
+    pub fn set_home(&self, cpu: usize) {
+        self.home.store(cpu as u32, Ordering::Relaxed);
     }
 
     /// A user thread of `process`, not started. It enters user mode at the registers that

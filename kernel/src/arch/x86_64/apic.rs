@@ -119,42 +119,45 @@ fn write(reg: u32, value: u32) {
     }
 }
 
-/// Enables this CPU's local APIC (x2APIC if CPUID has it, else xAPIC, mapped uncached), masks
-/// LINT0/LINT1, routes errors and spurious interrupts, accepts every priority. The timer stays
-/// masked until [`start_timer`]. Returns the mode, or `None` if the xAPIC page can't be mapped.
-pub fn init() -> Option<Mode> {
+/// Chooses the mode once (x2APIC if CPUID has it, else xAPIC, its page mapped uncached).
+fn choose_mode() -> Option<Mode> {
     if let Some(m) = mode() {
         return Some(m);
     }
-    let msr = base_msr();
     let mode = if cpu::features().x2apic {
-        // SAFETY: CPUID reports x2APIC. The architected path is disabled → xAPIC (EN) →
-        // x2APIC (EN + EXTD); going straight from disabled to x2APIC would #GP, hence two
-        // writes when the firmware left the APIC disabled. Interrupts are off.
-        unsafe {
-            let mut apic_base = Msr::new(IA32_APIC_BASE);
-            if msr & APIC_BASE_ENABLE == 0 {
-                apic_base.write(msr | APIC_BASE_ENABLE);
-            }
-            apic_base.write(msr | APIC_BASE_ENABLE | APIC_BASE_X2APIC);
-        }
         Mode::X2Apic
     } else {
-        let phys = msr & APIC_BASE_ADDR_MASK;
+        let phys = base_msr() & APIC_BASE_ADDR_MASK;
         let Ok(virt) = crate::mm::map_physical(phys, 4096, crate::mm::Cache::Uncached) else {
             log::error!(target: "apic", "cannot map the xAPIC registers at {phys:#x}");
             return None;
         };
-        if msr & APIC_BASE_ENABLE == 0 {
-            // SAFETY: sets the global enable bit of an APIC that CPUID says exists; it keeps
-            // the same base address.
-            unsafe { Msr::new(IA32_APIC_BASE).write(msr | APIC_BASE_ENABLE) };
-        }
         Mode::XApic {
             base: virt.as_u64(),
         }
     };
-    let mode = *MODE.call_once(|| mode);
+    Some(*MODE.call_once(|| mode))
+}
+
+/// Enables the calling CPU's local APIC in the kernel's mode (chosen on the first call: x2APIC
+/// if CPUID has it, else xAPIC through MMIO), masks LINT0/LINT1 and the timer, routes errors
+/// and spurious interrupts, accepts every priority and records the APIC id in the per-CPU
+/// block. Runs on every CPU once. Returns the mode, or `None` if the xAPIC page can't be mapped.
+pub fn init() -> Option<Mode> {
+    let mode = choose_mode()?;
+    let msr = base_msr();
+    // SAFETY: the architected path is disabled → xAPIC (EN) → x2APIC (EN + EXTD); going
+    // straight from disabled to x2APIC would #GP, hence two writes when the firmware left the
+    // APIC disabled. x2APIC is only chosen when CPUID reports it. Interrupts are off.
+    unsafe {
+        let mut apic_base = Msr::new(IA32_APIC_BASE);
+        if msr & APIC_BASE_ENABLE == 0 {
+            apic_base.write(msr | APIC_BASE_ENABLE);
+        }
+        if mode == Mode::X2Apic && msr & APIC_BASE_X2APIC == 0 {
+            apic_base.write(msr | APIC_BASE_ENABLE | APIC_BASE_X2APIC);
+        }
+    }
     write(REG_TPR, 0);
     write(REG_LVT_TIMER, LVT_MASKED | TIMER_VECTOR as u32);
     write(REG_LVT_LINT0, LVT_MASKED);
@@ -163,12 +166,18 @@ pub fn init() -> Option<Mode> {
     write(REG_SVR, SVR_ENABLE | SPURIOUS_VECTOR as u32);
     // Writing the ESR latches and clears old errors.
     write(REG_ESR, 0);
-    let id = match mode {
-        Mode::X2Apic => read(REG_ID),
-        Mode::XApic { .. } => read(REG_ID) >> 24,
-    };
-    log::info!(target: "apic", "local APIC id {id} in {} mode", mode_name(mode));
+    let id = read_id();
+    super::percpu::cpu_local().set_apic_id(id);
+    log::debug!(target: "apic", "cpu{}: local APIC id {id} in {} mode", super::cpu::cpu_id(), mode_name(mode));
     Some(mode)
+}
+
+fn read_id() -> u32 {
+    match MODE.get() {
+        Some(Mode::X2Apic) => read(REG_ID),
+        Some(Mode::XApic { .. }) => read(REG_ID) >> 24,
+        None => 0,
+    }
 }
 
 /// `"x2APIC"` or `"xAPIC"`.
@@ -206,7 +215,7 @@ fn calibrate() -> Option<u64> {
 /// Starts (or restarts) the periodic timer on this CPU at `period_ns`. Returns false if the
 /// APIC or the calibration is unavailable.
 pub fn start_timer(period_ns: u64) -> bool {
-    if init().is_none() {
+    if mode().is_none() {
         return false;
     }
     let hz = match timer_hz() {
@@ -240,13 +249,67 @@ pub fn start_timer(period_ns: u64) -> bool {
     true
 }
 
-/// This CPU's local APIC id (0 before [`init`]): the IOAPIC destination of device interrupts.
-pub fn id() -> u32 {
+// The interrupt command register (xAPIC: high half = destination in bits 24..31, written
+// first; the low half's write sends. x2APIC: one 64-bit MSR with a 32-bit destination).
+const REG_ICR_LOW: u32 = 0x300;
+const REG_ICR_HIGH: u32 = 0x310;
+const ICR_PENDING: u32 = 1 << 12;
+const ICR_ASSERT: u32 = 1 << 14;
+const DELIVERY_NMI: u32 = 0b100 << 8;
+const DELIVERY_INIT: u32 = 0b101 << 8;
+const DELIVERY_STARTUP: u32 = 0b110 << 8;
+/// Destination shorthand "all excluding self".
+const ALL_BUT_SELF: u32 = 0b11 << 18;
+
+fn send_icr(dest: u32, low: u32) {
     match MODE.get() {
-        Some(Mode::X2Apic) => read(REG_ID),
-        Some(Mode::XApic { .. }) => read(REG_ID) >> 24,
-        None => 0,
+        // SAFETY: x2APIC mode: MSR 0x830 is the ICR; writing it sends one IPI, which is what
+        // every caller wants.
+        Some(Mode::X2Apic) => unsafe {
+            Msr::new(0x830).write(u64::from(dest) << 32 | u64::from(low))
+        },
+        Some(Mode::XApic { .. }) => {
+            // Wait for a previous IPI to leave (the delivery status bit clears).
+            let mut spins = 0u32;
+            while read(REG_ICR_LOW) & ICR_PENDING != 0 && spins < 1_000_000 {
+                spins += 1;
+                core::hint::spin_loop();
+            }
+            write(REG_ICR_HIGH, dest << 24);
+            write(REG_ICR_LOW, low);
+        }
+        None => {}
     }
+}
+
+/// Sends a fixed interrupt `vector` to the CPU with APIC id `dest`.
+#[allow(
+    dead_code,
+    reason = "the reschedule and remote-call IPIs of docs/smp.md use it next"
+)]
+pub fn send_ipi(dest: u32, vector: u8) {
+    send_icr(dest, ICR_ASSERT | u32::from(vector));
+}
+
+/// Sends INIT to `dest` (the first step of starting an AP).
+pub fn send_init(dest: u32) {
+    send_icr(dest, ICR_ASSERT | DELIVERY_INIT);
+}
+
+/// Sends a STARTUP IPI to `dest`: it starts in real mode at `page << 12`.
+pub fn send_startup(dest: u32, page: u8) {
+    send_icr(dest, ICR_ASSERT | DELIVERY_STARTUP | u32::from(page));
+}
+
+/// Sends an NMI to every other CPU (the panic path's stop).
+pub fn nmi_others() {
+    send_icr(0, ICR_ASSERT | DELIVERY_NMI | ALL_BUT_SELF);
+}
+
+/// Stops this CPU's timer (masked, count 0) until the next [`start_timer`].
+pub fn stop_timer() {
+    write(REG_LVT_TIMER, LVT_MASKED | TIMER_VECTOR as u32);
+    write(REG_TIMER_INITIAL, 0);
 }
 
 /// Signals end of interrupt for the in-service APIC interrupt.

@@ -157,7 +157,7 @@ pub fn enable_protections() -> Cr4Flags {
     Cr4::read() & want
 }
 
-/// Per-CPU identity. One CPU for now; the GDT/TSS/IST set lives in [`super::gdt::PerCpuTables`].
+/// This CPU's index (0 = the boot CPU), from the per-CPU block.
 pub fn cpu_id() -> u32 {
-    0
+    super::percpu::cpu_index()
 }

@@ -1,8 +1,8 @@
 //! Lazy FPU/SSE for user threads (CR0.TS).
 //!
 //! When CPUID reports FXSR and SSE, [`init_cpu`] turns on CR4.OSFXSR|OSXMMEXCPT and CR0.MP,
-//! clears CR0.EM and sets CR0.TS. One thread per CPU owns the FPU registers ([`OWNER`], the
-//! `Arc::as_ptr` of the thread). Every context switch calls [`switch_to`]: TS is set when the next
+//! clears CR0.EM and sets CR0.TS. One thread per CPU owns the FPU registers (`OWNERS`, the
+//! `Arc::as_ptr` of the thread, per CPU). Every context switch calls [`switch_to`]: TS is set when the next
 //! thread is not the owner and cleared when it is (one compare; CR0 is written only when the
 //! wanted TS differs from the cached one, so threads that never touch the FPU never pay).
 //!
@@ -21,13 +21,15 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 
 use super::cpu;
+use super::percpu::MAX_CPUS;
 
 /// A thread's saved x87/MMX/SSE state: the 512-byte, 16-aligned `fxsave` image.
 #[repr(C, align(16))]
 pub struct FxArea(UnsafeCell<[u8; 512]>);
 
-// SAFETY: the bytes are only touched by `fxsave64`/`fxrstor64` in `claim`, with interrupts off
-// on the owning CPU (one CPU today); nobody else reads or writes them.
+// SAFETY: the bytes are only touched by `fxsave64`/`fxrstor64` (`claim`, `save_if_owner`) on
+// the CPU that holds the thread's registers, under the big kernel lock or while its holder
+// waits for that remote call; nobody else reads or writes them.
 unsafe impl Sync for FxArea {}
 
 impl core::fmt::Debug for FxArea {
@@ -55,14 +57,35 @@ impl Default for FxArea {
 
 /// Lazy FPU switching is on (CPUID has FXSR and SSE).
 static ENABLED: AtomicBool = AtomicBool::new(false);
-/// The owning thread (`Arc::as_ptr` as an integer), 0 for none. One CPU for now.
-static OWNER: AtomicUsize = AtomicUsize::new(0);
-/// The owner's area, valid while `OWNER` is non-zero.
-static OWNER_AREA: AtomicUsize = AtomicUsize::new(0);
-/// CR0.TS as last written.
-static TS_SET: AtomicBool = AtomicBool::new(false);
+
+/// One CPU's FPU ownership.
+struct Owner {
+    /// The owning thread (`Arc::as_ptr` as an integer), 0 for none.
+    thread: AtomicUsize,
+    /// The owner's area, valid while `thread` is non-zero.
+    area: AtomicUsize,
+    /// CR0.TS as last written on this CPU.
+    ts_set: AtomicBool,
+}
+
+/// Per CPU: whose registers it holds. A CPU's entry is written by that CPU, or by a CPU holding
+/// the big kernel lock for a thread that is not running there ([`release`]).
+static OWNERS: [Owner; MAX_CPUS] = [const {
+    Owner {
+        thread: AtomicUsize::new(0),
+        area: AtomicUsize::new(0),
+        ts_set: AtomicBool::new(false),
+    }
+}; MAX_CPUS];
+
 /// #NM exceptions from ring 3 handled lazily (for the tests: IPC-only code never takes one).
 pub static NM_TRAPS: AtomicU64 = AtomicU64::new(0);
+
+#[inline(always)]
+fn mine() -> &'static Owner {
+    let cpu = super::cpu::cpu_id() as usize;
+    OWNERS.get(cpu).unwrap_or(&OWNERS[0])
+}
 
 /// #NM traps taken since boot (the lazy FPU's first-use and owner-change faults).
 pub fn traps() -> u64 {
@@ -74,14 +97,14 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// The current owner thread (0 for none).
+/// This CPU's owner thread (0 for none).
 pub fn owner() -> usize {
-    OWNER.load(Ordering::Relaxed)
+    mine().thread.load(Ordering::Relaxed)
 }
 
-/// CR0.TS as the kernel last set it.
+/// CR0.TS as the kernel last set it on this CPU.
 pub fn ts_set() -> bool {
-    TS_SET.load(Ordering::Relaxed)
+    mine().ts_set.load(Ordering::Relaxed)
 }
 
 fn write_ts(on: bool) {
@@ -90,7 +113,7 @@ fn write_ts(on: bool) {
     unsafe {
         Cr0::update(|c| c.set(Cr0Flags::TASK_SWITCHED, on));
     }
-    TS_SET.store(on, Ordering::Relaxed);
+    mine().ts_set.store(on, Ordering::Relaxed);
 }
 
 /// Per-CPU setup: the lazy policy when the CPU has FXSR and SSE, else FPU/SSE off in ring 3.
@@ -120,54 +143,103 @@ pub fn init_cpu() -> bool {
             });
         }
     }
-    TS_SET.store(on, Ordering::Relaxed);
+    mine().ts_set.store(on, Ordering::Relaxed);
     ENABLED.store(on, Ordering::Relaxed);
     on
 }
 
 /// Context switch hook: `next` (`Arc::as_ptr` of the next thread) runs with TS clear only if
-/// it owns the FPU.
+/// it owns this CPU's FPU.
 #[inline(always)]
 pub fn switch_to(next: usize) {
-    let want = next != OWNER.load(Ordering::Relaxed);
-    if want != TS_SET.load(Ordering::Relaxed) && ENABLED.load(Ordering::Relaxed) {
+    let me = mine();
+    let want = next != me.thread.load(Ordering::Relaxed);
+    if want != me.ts_set.load(Ordering::Relaxed) && ENABLED.load(Ordering::Relaxed) {
         write_ts(want);
     }
 }
 
-/// #NM from ring 3 by thread `me`, whose area is `area`: make it the owner with its registers
-/// loaded. Interrupts are off.
+/// #NM from ring 3 by thread `me`, whose area is `area`: make it this CPU's owner with its
+/// registers loaded. If another CPU still holds its registers (it ran there last), that CPU
+/// saves them first (a remote call). Interrupts are off, the big kernel lock is held.
 ///
 /// # Safety
 /// `area` must stay valid until [`release`]`(me)` is called (the thread's exit), and `me` must be
 /// the running thread.
 pub unsafe fn claim(me: usize, area: &FxArea) {
     NM_TRAPS.fetch_add(1, Ordering::Relaxed);
+    let elsewhere = OWNERS
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.thread.load(Ordering::Relaxed) == me)
+        .fold(0u64, |m, (i, _)| m | 1 << i);
+    let mine_bit = 1u64 << super::cpu::cpu_id();
+    if elsewhere & !mine_bit != 0 {
+        super::smp::call_many(
+            elsewhere & !mine_bit,
+            super::smp::Call::FpuSave { thread: me },
+        );
+    }
     write_ts(false);
-    let owner = OWNER.load(Ordering::Relaxed);
+    let slot = mine();
+    let owner = slot.thread.load(Ordering::Relaxed);
     if owner == me {
         return;
     }
     if owner != 0 {
-        let prev = OWNER_AREA.load(Ordering::Relaxed) as *mut u8;
-        // SAFETY: the owner's area is alive until its thread calls `release`, which clears
-        // `OWNER`; it is 512 bytes, 16-aligned (`FxArea`), and TS is clear.
-        unsafe { core::arch::asm!("fxsave64 [{0}]", in(reg) prev, options(nostack)) };
+        save(slot);
     }
     let p = area.0.get().cast::<u8>();
     // SAFETY: a 16-aligned 512-byte image made by `FxArea::new` (valid MXCSR) or by
     // `fxsave64`; TS is clear, OSFXSR is on.
     unsafe { core::arch::asm!("fxrstor64 [{0}]", in(reg) p, options(nostack, readonly)) };
-    OWNER_AREA.store(p as usize, Ordering::Relaxed);
-    OWNER.store(me, Ordering::Relaxed);
+    slot.area.store(p as usize, Ordering::Relaxed);
+    slot.thread.store(me, Ordering::Relaxed);
 }
 
-/// Thread `me` is ending: if it owns the FPU, nobody does any more (its registers are dropped).
+/// Saves this CPU's owner's registers into its area (TS must be clear).
+fn save(slot: &Owner) {
+    let prev = slot.area.load(Ordering::Relaxed) as *mut u8;
+    if prev.is_null() {
+        return;
+    }
+    // SAFETY: the owner's area is alive until its thread calls `release`, which clears the
+    // owner; it is 512 bytes, 16-aligned (`FxArea`), and the caller cleared TS.
+    unsafe { core::arch::asm!("fxsave64 [{0}]", in(reg) prev, options(nostack)) };
+}
+
+/// A remote call: if this CPU holds `thread`'s registers, save them and give up ownership
+/// (the thread is about to use the FPU on another CPU).
+pub fn save_if_owner(thread: usize) {
+    let slot = mine();
+    if thread == 0 || slot.thread.load(Ordering::Relaxed) != thread {
+        return;
+    }
+    let ts = slot.ts_set.load(Ordering::Relaxed);
+    if ts {
+        write_ts(false);
+    }
+    save(slot);
+    slot.thread.store(0, Ordering::Relaxed);
+    slot.area.store(0, Ordering::Relaxed);
+    // Whatever runs here now does not own the FPU any more.
+    write_ts(true);
+}
+
+/// Thread `me` is ending (or being freed): no CPU holds its registers any more (they are
+/// dropped). Another CPU's entry is only cleared here when `me` cannot be running there (it
+/// is exiting on this CPU or already dead), so that CPU's TS is already set for its thread.
 pub fn release(me: usize) {
-    if OWNER.load(Ordering::Relaxed) == me {
-        OWNER.store(0, Ordering::Relaxed);
-        OWNER_AREA.store(0, Ordering::Relaxed);
-        if ENABLED.load(Ordering::Relaxed) && !TS_SET.load(Ordering::Relaxed) {
+    for (i, slot) in OWNERS.iter().enumerate() {
+        if slot.thread.load(Ordering::Relaxed) != me {
+            continue;
+        }
+        slot.thread.store(0, Ordering::Relaxed);
+        slot.area.store(0, Ordering::Relaxed);
+        if i == super::cpu::cpu_id() as usize
+            && ENABLED.load(Ordering::Relaxed)
+            && !slot.ts_set.load(Ordering::Relaxed)
+        {
             write_ts(true);
         }
     }

@@ -1,4 +1,5 @@
-//! GDT and TSS: one set per CPU (only the boot CPU's exists so far).
+//! GDT and TSS: one set per CPU (the boot CPU's is a static, each AP's is built on the heap by
+//! the boot CPU before the AP starts, [`new_ap_tables`]).
 //!
 //! Selector layout — fixed by `syscall`/`sysret`, which derive selectors from IA32_STAR:
 //!
@@ -23,6 +24,8 @@
 //! of one port range; the kernel's hardware module calls it on process switches (only for the
 //! ranges the previous and next process enabled) — IOPL is never raised.
 
+use core::sync::atomic::{AtomicPtr, Ordering};
+
 use x86_64::PrivilegeLevel;
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, FS, GS, SS, Segment};
@@ -30,6 +33,8 @@ use x86_64::instructions::tables::load_tss;
 use x86_64::registers::segmentation::SegmentSelector;
 use x86_64::structures::gdt::{Descriptor, DescriptorFlags, GlobalDescriptorTable};
 use x86_64::structures::tss::TaskStateSegment;
+
+use super::percpu::MAX_CPUS;
 
 /// Kernel code selector.
 pub const KERNEL_CS: u16 = 0x08;
@@ -79,8 +84,7 @@ const IOMAP_BASE: u16 = core::mem::size_of::<TaskStateSegment>() as u16;
 ///
 /// `static mut` on purpose: after `lgdt`/`ltr` the CPU reads this memory behind Rust's back, and
 /// the IST slots and the I/O bitmap are rewritten in place later. It is only ever reached
-/// through raw pointers, from this module, on the boot CPU with interrupts disabled. Other CPUs
-/// will get their own.
+/// through raw pointers, from this module, on the boot CPU with interrupts disabled.
 static mut BSP_TABLES: PerCpuTables = PerCpuTables {
     gdt: GlobalDescriptorTable::empty(),
     tss: {
@@ -91,26 +95,35 @@ static mut BSP_TABLES: PerCpuTables = PerCpuTables {
     iomap: [0xff; IOMAP_BYTES],
 };
 
+/// Each CPU's tables, by CPU index (null until built).
+static TABLES: [AtomicPtr<PerCpuTables>; MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+
 /// The boot CPU's early IST stacks (in `.bss`: kept apart from the tables, which are not zero).
 /// Only the CPU uses them, through the TSS.
 static mut EARLY_IST: [EarlyStack; IST_COUNT] =
     [const { EarlyStack([0; EARLY_IST_SIZE]) }; IST_COUNT];
 
-/// Builds and loads the boot CPU's GDT and TSS, and reloads every segment register.
+/// The calling CPU's tables. Only the owning CPU writes them, with interrupts disabled.
+fn mine() -> *mut PerCpuTables {
+    let cpu = super::cpu::cpu_id() as usize;
+    let p = TABLES
+        .get(cpu)
+        .map_or(core::ptr::null_mut(), |t| t.load(Ordering::Acquire));
+    if p.is_null() { &raw mut BSP_TABLES } else { p }
+}
+
+/// Fills the GDT of `tables` (fixed selector layout) and points its TSS at its I/O bitmap and
+/// the IST stacks `ist`.
 ///
 /// # Safety
-/// Call once, on the boot CPU, with interrupts disabled, before any IDT gate uses an IST slot.
-pub unsafe fn init_bsp() {
-    let tables = &raw mut BSP_TABLES;
-    // SAFETY: single call on the boot CPU with interrupts off (caller contract): nothing else
-    // references `BSP_TABLES` while we build it, and the CPU does not use it until `lgdt`/`ltr`.
+/// `tables` is valid, `'static`, and not loaded on any CPU yet.
+unsafe fn build(tables: *mut PerCpuTables, ist: [u64; IST_COUNT]) {
+    // SAFETY: per the contract nothing else references the tables while we build them.
     unsafe {
         let tss = &raw mut (*tables).tss;
-        let early = &raw mut EARLY_IST;
-        for (slot, stack) in (*early).iter_mut().enumerate() {
-            // One past the end of the stack: its initial stack pointer.
-            let top = (stack as *mut EarlyStack).add(1) as u64;
-            (*tss).interrupt_stack_table[slot] = VirtAddr::new(top);
+        for (slot, top) in ist.into_iter().enumerate() {
+            (&raw mut (*tss).interrupt_stack_table[slot]).write_unaligned(VirtAddr::new(top));
         }
         let gdt = &mut (*tables).gdt;
         let kcs = gdt.append(Descriptor::kernel_code_segment());
@@ -133,7 +146,18 @@ pub unsafe fn init_bsp() {
             [kcs.0, kss.0, uss.0, ucs.0, tsel.0],
             [KERNEL_CS, KERNEL_SS, USER_SS, USER_CS, TSS_SEL]
         );
-        gdt.load_unsafe();
+    }
+}
+
+/// Loads `tables` on this CPU (GDT, every segment register, TR) and records it as CPU `cpu`'s.
+///
+/// # Safety
+/// Once per CPU, interrupts off; `tables` was built by [`build`] and lives forever.
+unsafe fn load(cpu: usize, tables: *mut PerCpuTables) {
+    // SAFETY: per the contract the tables are complete and 'static; reloading CS/SS with the
+    // kernel selectors of the same layout keeps the running code valid.
+    unsafe {
+        (*tables).gdt.load_unsafe();
         CS::set_reg(SegmentSelector::new(KERNEL_CS >> 3, PrivilegeLevel::Ring0));
         SS::set_reg(SegmentSelector::new(KERNEL_SS >> 3, PrivilegeLevel::Ring0));
         // Data segments are ignored in long mode; null them so no loader selector lingers.
@@ -144,12 +168,72 @@ pub unsafe fn init_bsp() {
         GS::set_reg(null);
         load_tss(SegmentSelector(TSS_SEL));
     }
+    if let Some(slot) = TABLES.get(cpu) {
+        slot.store(tables, Ordering::Release);
+    }
+}
+
+/// Builds and loads the boot CPU's GDT and TSS, and reloads every segment register.
+///
+/// # Safety
+/// Call once, on the boot CPU, with interrupts disabled, before any IDT gate uses an IST slot.
+pub unsafe fn init_bsp() {
+    let tables = &raw mut BSP_TABLES;
+    let early = &raw mut EARLY_IST;
+    // SAFETY: single call on the boot CPU with interrupts off (caller contract): nothing else
+    // references `BSP_TABLES` or `EARLY_IST` while we build and load them.
+    unsafe {
+        let ist = core::array::from_fn(|i| (&raw mut (*early)[i]).add(1) as u64);
+        build(tables, ist);
+        load(0, tables);
+    }
+}
+
+/// An AP's tables, built on the heap by the boot CPU with IST stacks `ist`; the AP loads them
+/// with [`load_ap`]. `None` when the heap is exhausted.
+pub fn new_ap_tables(ist: [u64; IST_COUNT]) -> Option<ApTables> {
+    let layout = core::alloc::Layout::new::<PerCpuTables>();
+    // SAFETY: the layout has a non-zero size.
+    let p = unsafe { alloc::alloc::alloc(layout) }.cast::<PerCpuTables>();
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `p` is a fresh allocation with the right layout, never freed ('static); each
+    // field is initialized in place before `build` reads it.
+    unsafe {
+        (&raw mut (*p).gdt).write(GlobalDescriptorTable::empty());
+        let mut tss = TaskStateSegment::new();
+        tss.iomap_base = IOMAP_BASE;
+        (&raw mut (*p).tss).write(tss);
+        (&raw mut (*p).iomap)
+            .cast::<u8>()
+            .write_bytes(0xff, IOMAP_BYTES);
+        build(p, ist);
+    }
+    Some(ApTables(p))
+}
+
+/// An AP's descriptor tables, ready to be loaded on that AP.
+pub struct ApTables(*mut PerCpuTables);
+
+// SAFETY: a pointer to a leaked heap block that is handed from the boot CPU to exactly one AP.
+unsafe impl Send for ApTables {}
+// SAFETY: as above; the handle is only read (copied) by the AP that loads it.
+unsafe impl Sync for ApTables {}
+
+/// Loads `tables` on the calling AP, CPU `cpu`.
+///
+/// # Safety
+/// Once, on that AP, interrupts off.
+pub unsafe fn load_ap(cpu: usize, tables: &ApTables) {
+    // SAFETY: forwarded; the tables were built by `new_ap_tables`.
+    unsafe { load(cpu, tables.0) }
 }
 
 /// Points IST slot `ist` (1-based) at `top`. The old stack must not be in use by a handler.
 ///
 /// # Safety
-/// Boot CPU, interrupts disabled; `top` is the 16-byte aligned top of a mapped kernel stack
+/// The calling CPU's TSS, interrupts disabled; `top` is the 16-byte aligned top of a mapped kernel stack
 /// that stays mapped for as long as the slot points at it.
 pub unsafe fn set_ist(ist: u8, top: u64) {
     let slot = usize::from(ist) - 1;
@@ -158,7 +242,7 @@ pub unsafe fn set_ist(ist: u8, top: u64) {
     // (interrupts off; the NMI/#MC/#DF handlers are not running). The TSS is packed, so its IST
     // slots are only 4-byte aligned: unaligned accesses.
     unsafe {
-        let tss = &raw mut BSP_TABLES.tss;
+        let tss = &raw mut (*mine()).tss;
         (&raw mut (*tss).interrupt_stack_table[slot]).write_unaligned(VirtAddr::new(top));
     }
 }
@@ -166,31 +250,31 @@ pub unsafe fn set_ist(ist: u8, top: u64) {
 /// Sets TSS.rsp0: the stack the CPU switches to on an interrupt or exception from ring 3.
 ///
 /// # Safety
-/// Boot CPU (the only TSS so far), interrupts disabled; `top` is the 16-byte aligned top of a
+/// The calling CPU's TSS, interrupts disabled; `top` is the 16-byte aligned top of a
 /// mapped kernel stack that stays mapped while the slot points at it.
 pub unsafe fn set_rsp0(top: u64) {
     // SAFETY: per the contract nothing else accesses the TSS now, and the CPU reads rsp0 only
     // on a ring 3 -> 0 transition, which cannot happen while this ring-0 code runs. Packed
     // struct: unaligned write.
     unsafe {
-        let tss = &raw mut BSP_TABLES.tss;
+        let tss = &raw mut (*mine()).tss;
         (&raw mut (*tss).privilege_stack_table[0]).write_unaligned(VirtAddr::new(top));
     }
 }
 
 /// TSS.rsp0 (for tests).
 pub fn rsp0() -> u64 {
-    // SAFETY: reading an aligned-enough u64 of the boot CPU's TSS (unaligned read: packed).
-    unsafe { (&raw const BSP_TABLES.tss.privilege_stack_table[0]).read_unaligned() }.as_u64()
+    // SAFETY: reading an aligned-enough u64 of this CPU's TSS (unaligned read: packed).
+    unsafe { (&raw const (*mine()).tss.privilege_stack_table[0]).read_unaligned() }.as_u64()
 }
 
 /// The current IST stack tops (index 0 = IST1).
 pub fn ist_tops() -> [u64; IST_COUNT] {
     let mut out = [0; IST_COUNT];
     for (i, o) in out.iter_mut().enumerate() {
-        // SAFETY: reading an aligned u64 of the boot CPU's TSS; writers run only during boot.
+        // SAFETY: reading an aligned u64 of this CPU's TSS; writers run only during boot.
         // (Packed struct: the slot is only 4-byte aligned.)
-        *o = unsafe { (&raw const BSP_TABLES.tss.interrupt_stack_table[i]).read_unaligned() }
+        *o = unsafe { (&raw const (*mine()).tss.interrupt_stack_table[i]).read_unaligned() }
             .as_u64();
     }
     out
@@ -208,13 +292,13 @@ pub fn task_register() -> u16 {
 /// port 0xffff) in this CPU's TSS I/O bitmap. Bytes wholly inside the range are written at once.
 ///
 /// # Safety
-/// Boot CPU (the only TSS so far), interrupts disabled: nothing else writes the bitmap now, and
+/// The calling CPU's TSS, interrupts disabled: nothing else writes the bitmap now, and
 /// the CPU reads it only for ring-3 port instructions, which cannot run during this call.
 pub unsafe fn set_io_ports(first: u16, count: u32, allow: bool) {
     let start = usize::from(first);
     let end = (start + count as usize).min(0x1_0000);
-    let tables = &raw mut BSP_TABLES;
-    // SAFETY: per the contract we are the only accessor; the pointer is to a static.
+    let tables = mine();
+    // SAFETY: per the contract we are the only accessor; the pointer is to this CPU's tables.
     let map = unsafe { &mut (*tables).iomap };
     let mut port = start;
     while port < end {

@@ -211,7 +211,8 @@ pub fn resolve(irq: u32) -> Option<(u32, Mode)> {
     (gsi < GSI_COUNT && routing.find(gsi).is_some()).then_some((gsi, mode))
 }
 
-/// Programs `gsi` to deliver [`VECTOR_BASE`]` + gsi` to the boot CPU with `mode`, masked.
+/// Programs `gsi` to deliver [`VECTOR_BASE`]` + gsi` to the boot CPU (whoever calls) with
+/// `mode`, masked.
 /// Returns false if no IOAPIC serves it.
 pub fn route(gsi: u32, mode: Mode) -> bool {
     let Some(routing) = IOAPICS.get() else {
@@ -228,7 +229,9 @@ pub fn route(gsi: u32, mode: Mode) -> bool {
     if mode.active_low {
         entry |= ACTIVE_LOW;
     }
-    entry |= u64::from(super::apic::id() & 0xff) << 56;
+    // Always the boot CPU, whichever CPU programs the pin (docs/smp.md).
+    let bsp = super::percpu::cpu_block(0).map_or(0, |b| b.apic_id());
+    entry |= u64::from(bsp & 0xff) << 56;
     a.set_redirection(pin, entry);
     true
 }

@@ -17,6 +17,7 @@ use crate::ktest::KTest;
 
 mod apic;
 mod backtrace;
+mod bkl;
 mod cpu;
 mod fpu;
 mod gdt;
@@ -27,6 +28,7 @@ mod pic;
 mod power;
 mod probe;
 mod serial;
+pub mod smp;
 mod start;
 mod tests;
 mod time;
@@ -55,8 +57,9 @@ pub use self::time::uptime_ns;
 pub use self::trap::take_panic_frame;
 pub use self::user::{
     KernelContext, SyscallExit, UserFault, UserRegs, exit_to_user, forget_address_space,
-    init_context, load_address_space, make_sysret_ready, parked_frame, return_to_user,
-    set_kernel_stack, switch_address_space, switch_context, switch_to_frame, timer_start,
+    init_context, leave_everywhere, load_address_space, loaded_cr3, make_sysret_ready,
+    parked_frame, return_to_user, set_kernel_stack, shootdown, shootdown_on, switch_address_space,
+    switch_context, switch_to_frame, timer_start,
 };
 #[allow(unused_imports, reason = "facade API: see above")]
 pub use self::user::{is_canonical, user_access};
@@ -66,17 +69,38 @@ const IST_STACK_PAGES: usize = 4;
 /// Pages of the boot CPU's kernel stack (debug builds are stack-hungry).
 const BOOT_STACK_PAGES: usize = 16;
 
+/// IA32_PAT as the loader left it on the boot CPU (the Limine layout), copied to every AP.
+static BSP_PAT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+const IA32_PAT: u32 = 0x277;
+
+/// Gives this AP the boot CPU's page-attribute table, so memory types (the framebuffer's WC
+/// through PAT5) mean the same on every CPU.
+fn copy_pat_from_bsp() {
+    let pat = BSP_PAT.load(core::sync::atomic::Ordering::Relaxed);
+    if pat != 0 {
+        // SAFETY: IA32_PAT exists on every x86_64 CPU; the value is the one the boot CPU runs
+        // with, which every mapping was made for.
+        unsafe { x86_64::registers::model_specific::Msr::new(IA32_PAT).write(pat) };
+    }
+}
+
 /// The boot information, for `power_off` (which takes no arguments).
 static BOOT_INFO: Once<&'static BootInfo> = Once::new();
 
 /// Serial + logger, GDT/TSS, IDT.
 pub fn early_init() {
+    // SAFETY: first lines of boot on the boot CPU, interrupts off, before any IDT gate is used.
+    unsafe { gdt::init_bsp() };
+    // SAFETY: as above; after the GDT load (which nulls GS, and with it the GS base) and before
+    // anything reads the CPU index: GS → CPU 0's block.
+    unsafe { percpu::init(0) };
     time::mark_boot();
+    // SAFETY: IA32_PAT exists on every x86_64 CPU; reading it has no side effects.
+    let pat = unsafe { x86_64::registers::model_specific::Msr::new(IA32_PAT).read() };
+    BSP_PAT.store(pat, core::sync::atomic::Ordering::Relaxed);
     serial::init();
     crate::klog::init();
     cpu::enable_nx();
-    // SAFETY: first and only call, on the boot CPU, interrupts still off from the loader.
-    unsafe { gdt::init_bsp() };
     trap::init();
     pic::remap_and_mask();
     match time::calibrate() {
@@ -177,12 +201,78 @@ pub fn exit_success() -> ! {
     power_off()
 }
 
-/// Halts the CPU forever with interrupts enabled.
-pub fn idle() -> ! {
-    loop {
-        x86_64::instructions::interrupts::enable_and_hlt();
-    }
+/// Stops every other CPU for a panic report (an NMI makes them halt).
+pub fn stop_other_cpus() {
+    smp::stop_others();
 }
+
+/// `panic-test=ap`: makes the last AP panic (a remote call it answers by panicking); its
+/// report must be the only one. Without an AP, panics here saying so.
+pub fn panic_on_ap() -> ! {
+    let n = smp::online();
+    if n < 2 {
+        panic!("panic-test=ap: no AP is online");
+    }
+    smp::call_many(1 << (n - 1), smp::Call::Panic);
+    halt_forever()
+}
+
+/// Starts the application processors (see `smp.rs`); logs the `smp:` line.
+pub fn start_aps(info: &BootInfo) {
+    smp::start_aps(info);
+}
+
+/// One pass of the idle thread: gives up the big kernel lock, waits for an interrupt
+/// (`sti; hlt`, interrupts handled in the window take the lock themselves), takes the lock
+/// again with interrupts off.
+pub fn idle_wait() {
+    cpu_local().set_idle_window(true);
+    bkl::release();
+    x86_64::instructions::interrupts::enable_and_hlt();
+    x86_64::instructions::interrupts::disable();
+    cpu_local().set_idle_window(false);
+    bkl::acquire(bkl::Site::Idle);
+}
+
+/// Takes the big kernel lock for boot code (the boot CPU before the scheduler, an AP
+/// joining it).
+pub fn bkl_acquire_boot() {
+    bkl::acquire(bkl::Site::Boot);
+}
+
+/// Asks CPU `cpu` to run its scheduler (reschedule IPI; nothing for this CPU).
+pub fn kick_cpu(cpu: usize) {
+    smp::kick(cpu);
+}
+
+/// Stops this CPU's scheduler tick (an idle AP with nothing to wake: the reschedule IPI
+/// wakes it); [`timer_start`] restarts it.
+pub fn timer_stop() {
+    apic::stop_timer();
+}
+
+/// CPUs running.
+pub fn cpus_online() -> u32 {
+    smp::online()
+}
+
+/// CPU `cpu`'s local APIC id.
+pub fn apic_id(cpu: usize) -> u32 {
+    percpu::cpu_block(cpu).map_or(0, |b| b.apic_id())
+}
+
+/// CPU `cpu`'s TSC offset from CPU 0 in cycles (measured at boot).
+pub fn tsc_offset(cpu: usize) -> i64 {
+    smp::tsc_offset(cpu)
+}
+
+/// Lets the APs join the scheduler: each runs `main` with interrupts off, without the lock.
+pub fn release_aps(main: fn() -> !) {
+    smp::release_aps(main);
+}
+
+/// The CPUs per-CPU structures exist for.
+pub const MAX_CPUS: usize = percpu::MAX_CPUS;
 
 /// Deliberately crashes for `panic-test=fault|overflow` (test mode), so the exception report
 /// and the double-fault path can be checked end to end. Never returns.

@@ -15,7 +15,7 @@
 //! are atomics, so the blocks are plain `Sync` statics without `unsafe impl`; every access is
 //! made by the owning CPU with interrupts off, so `Relaxed` suffices and compiles to plain moves.
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use x86_64::VirtAddr;
 use x86_64::registers::model_specific::{GsBase, KernelGsBase};
@@ -55,6 +55,13 @@ pub struct CpuLocal {
     pcid_cr3: [AtomicU64; PCID_SLOTS],
     /// Next PCID slot to recycle (round robin).
     pcid_next: AtomicUsize,
+    /// This CPU's local APIC id (set when its LAPIC is enabled).
+    apic_id: AtomicU32,
+    /// The PML4 loaded in CR3 (published for TLB shootdowns; read by other CPUs).
+    loaded_cr3: AtomicU64,
+    /// The idle thread sits in its `sti; hlt` window without the big kernel lock: an interrupt
+    /// taken there must take the lock (and give it back before returning into the window).
+    idle_window: AtomicBool,
 }
 
 /// Offsets used by the assembly stubs.
@@ -85,7 +92,38 @@ impl CpuLocal {
             fault_hook: AtomicUsize::new(0),
             pcid_cr3: [const { AtomicU64::new(0) }; PCID_SLOTS],
             pcid_next: AtomicUsize::new(0),
+            apic_id: AtomicU32::new(0),
+            loaded_cr3: AtomicU64::new(0),
+            idle_window: AtomicBool::new(false),
         }
+    }
+
+    /// The PML4 this CPU has loaded.
+    pub fn loaded_cr3(&self) -> u64 {
+        self.loaded_cr3.load(Ordering::Acquire)
+    }
+
+    pub(super) fn set_loaded_cr3(&self, cr3: u64) {
+        self.loaded_cr3.store(cr3, Ordering::Release);
+    }
+
+    /// Marks (`true`) or unmarks the idle thread's `hlt` window.
+    pub(super) fn set_idle_window(&self, on: bool) {
+        self.idle_window.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the CPU was in the idle window; leaves it.
+    pub(super) fn take_idle_window(&self) -> bool {
+        self.idle_window.swap(false, Ordering::Relaxed)
+    }
+
+    /// This CPU's local APIC id.
+    pub fn apic_id(&self) -> u32 {
+        self.apic_id.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set_apic_id(&self, id: u32) {
+        self.apic_id.store(id, Ordering::Relaxed);
     }
 
     /// This CPU's index (0 = boot CPU).
@@ -180,6 +218,23 @@ pub unsafe fn init(cpu: usize) {
     block.cpu_id.store(cpu as u64, Ordering::Relaxed);
     GsBase::write(VirtAddr::new(addr));
     KernelGsBase::write(VirtAddr::new(0));
+}
+
+/// Block `cpu` (any CPU's), for code that reads another CPU's published fields.
+pub fn cpu_block(cpu: usize) -> Option<&'static CpuLocal> {
+    CPUS.get(cpu)
+}
+
+/// This CPU's index, from `gs:[24]` (0 = boot CPU; valid from the first lines of boot on, see
+/// `arch::early_init`).
+#[inline]
+pub fn cpu_index() -> u32 {
+    let id: u64;
+    // SAFETY: reads gs:[24], the `cpu_id` field of this CPU's block (`init` ran first).
+    unsafe {
+        core::arch::asm!("mov {}, gs:[24]", out(reg) id, options(nostack, readonly, preserves_flags))
+    };
+    id as u32
 }
 
 /// This CPU's block (kernel mode only: GS must be the kernel's, which holds everywhere except

@@ -73,9 +73,17 @@ pub fn tsc_hz() -> Option<u64> {
     }
 }
 
-/// Nanoseconds since kernel entry; 0 before calibration.
+/// The largest value [`uptime_ns`] returned on any CPU.
+static LAST_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Nanoseconds since kernel entry; 0 before calibration. Monotonic across CPUs: each CPU's
+/// TSC is corrected by its offset from CPU 0 (measured at boot, `smp.rs`), and no CPU ever
+/// returns less than the largest value any CPU returned before.
 pub fn uptime_ns() -> u64 {
     let Some(hz) = tsc_hz() else { return 0 };
-    let ticks = rdtsc().saturating_sub(TSC_AT_BOOT.load(Ordering::Relaxed));
-    (u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64
+    let offset = super::smp::tsc_offset(super::cpu::cpu_id() as usize);
+    let tsc = rdtsc().wrapping_sub(offset as u64);
+    let ticks = tsc.saturating_sub(TSC_AT_BOOT.load(Ordering::Relaxed));
+    let ns = (u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64;
+    ns.max(LAST_NS.fetch_max(ns, Ordering::Relaxed))
 }

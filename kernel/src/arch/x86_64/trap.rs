@@ -23,10 +23,8 @@ use x86_64::instructions::tables::lidt;
 use x86_64::registers::control::Cr2;
 use x86_64::structures::DescriptorTablePointer;
 
-use super::apic;
-use super::gdt;
-use super::ioapic;
 use super::user::{UserFault, UserRegs};
+use super::{apic, bkl, gdt, ioapic, percpu, smp};
 
 /// The register state saved on every trap, lowest address first (the layout the stubs build).
 #[repr(C)]
@@ -297,6 +295,52 @@ pub fn take_panic_frame() -> Option<&'static TrapFrame> {
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let v = frame.vector;
     match v {
+        // Never under the big kernel lock: a panic stop, #DF and #MC must not wait for it,
+        // and a remote call is answered by a CPU whatever the lock holder does.
+        vector::NMI | vector::DOUBLE_FAULT | vector::MACHINE_CHECK => return dispatch(frame),
+        smp::CALL_VECTOR => {
+            smp::poll_call();
+            apic::eoi();
+            // From ring 3: its address space may have just been torn down (the thread is then
+            // killed) — stop at a kernel exit point before returning to it.
+            if frame.is_user() {
+                bkl::acquire(bkl::Site::Trap);
+                crate::sched::exit_if_killed();
+                bkl::release();
+            }
+            return;
+        }
+        _ => {}
+    }
+    // From ring 3 or from the idle thread's `hlt` window this entry takes the big kernel lock,
+    // and gives it back on the way out (after a switch away and back, this thread's own
+    // return still leaves the kernel there). Traps inside the kernel already run under it.
+    let outside = frame.is_user() || percpu::cpu_local().take_idle_window();
+    if outside {
+        bkl::acquire(bkl::Site::Trap);
+    }
+    dispatch(frame);
+    if outside {
+        if !frame.is_user() {
+            percpu::cpu_local().set_idle_window(true);
+        }
+        bkl::release();
+    }
+}
+
+fn dispatch(frame: &mut TrapFrame) {
+    let v = frame.vector;
+    match v {
+        smp::RESCHEDULE_VECTOR => {
+            if let Some(c) = smp::KICKS_SEEN.get(super::cpu::cpu_id() as usize) {
+                c.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            }
+            apic::eoi();
+            crate::sched::preempt_point();
+            if frame.is_user() {
+                crate::sched::exit_if_killed();
+            }
+        }
         apic::TIMER_VECTOR => {
             // EOI first: the tick may switch to another thread and come back much later.
             apic::eoi();
@@ -308,6 +352,8 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             apic::eoi();
             log::warn!(target: "apic", "APIC error, ESR {errors:#x}");
         }
+        // A panic on another CPU stops this one (docs/smp.md): halt without a report.
+        vector::NMI if super::smp::stopping() => super::power::halt_forever(),
         // NMI, double fault and machine check are never the user's fault, and run on IST
         // stacks without GS discipline: always a kernel report.
         vector::NMI | vector::DOUBLE_FAULT | vector::MACHINE_CHECK => kernel_exception(frame),

@@ -1,9 +1,6 @@
 //! User mode: the user register frame, `syscall`/`sysret`, entering user mode, kernel-thread
 //! context switches, per-CPU data through GS, the address-space switch.
 //!
-//! OWNER: karch2 (kernel-core wave). The items below are the contract with `sched`/`syscall`
-//! (kcore2) — keep names and signatures, add what you need.
-//!
 //! # Entries from ring 3
 //! * `syscall` → `hsync_syscall_entry` (assembly below): `swapgs`, park the user rsp in the
 //!   per-CPU block, switch to the per-CPU kernel stack top ([`set_kernel_stack`]), push a
@@ -21,6 +18,8 @@
 //! RFLAGS in ring 3 is always `IF=1, IOPL=0`, bit 1 set, VM/VIF/VIP/RF/NT clear: every return path
 //! passes the frame through [`sanitize_rflags`]. In the kernel interrupts stay off (the kernel is
 //! not preemptible; `syscall` clears IF through IA32_FMASK, interrupt gates clear it too).
+//! The syscall stub takes the big kernel lock (`bkl.rs`) after saving the frame and releases
+//! it on both exits after `rsp` points at the frame it leaves through.
 //!
 //! # FPU/SSE policy
 //! The kernel is soft-float, and so are user programs by default (built for
@@ -46,7 +45,7 @@ use x86_64::registers::model_specific::{Efer, EferFlags, LStar, Msr, SFMask};
 use x86_64::registers::rflags::RFlags;
 
 use super::percpu::{self, FaultHook, SyscallHook, cpu_local, offset};
-use super::{apic, cpu, gdt};
+use super::{apic, bkl, cpu, gdt};
 
 /// A user thread's registers as saved on kernel entry (syscall or interrupt from ring 3).
 /// The syscall path saves all of them too, so `syscall::handle` can read and write any.
@@ -175,12 +174,10 @@ pub fn pcid_enabled() -> bool {
 }
 
 /// Per-CPU setup for user mode on the calling CPU: syscall MSRs (STAR/LSTAR/FMASK, EFER.SCE),
-/// GS base → per-CPU block, FPU/SSE policy, PCID, the local APIC (timer still off). Called once
-/// from `late_init`, after the CR4 protections are on.
+/// FPU/SSE policy, PCID, the local APIC (timer still off). Called once per CPU (`late_init`,
+/// `smp::ap_entry`), after the CR4 protections are on and GS points at the CPU's block.
 pub fn init_cpu() {
     let cpu_index = cpu::cpu_id() as usize;
-    // SAFETY: once on this CPU during boot, interrupts off, before anyone uses `cpu_local`.
-    unsafe { percpu::init(cpu_index) };
 
     // sysret with the 64-bit operand size loads CS = STAR[63:48] + 16 and SS = STAR[63:48] + 8
     // (both with RPL 3); syscall loads CS = STAR[47:32] and SS = STAR[47:32] + 8. With
@@ -267,6 +264,10 @@ hsync_syscall_entry:
     push rax
     // The stack top is 16-aligned and UserRegs is 144 bytes: aligned for the call.
     xor ebp, ebp
+    // The big kernel lock (answers remote calls while it waits); it clobbers rax.
+    mov edi, {site_syscall}
+    call {bkl_acquire}
+    mov rax, [rsp]
     mov rdi, rsp
     // The IPC fast paths first: rax = the frame to leave through, or 0 (nothing changed).
     cmp rax, {fast_a}
@@ -284,6 +285,10 @@ hsync_exit_to_user:
     // rax = a frame to leave with sysretq (the fast path's results jump straight here).
 6:
     mov rsp, rax
+    // Release the big kernel lock: after the last stack switch (rsp is the frame we leave
+    // through), so no other CPU can resume a thread whose stack this CPU still uses.
+    mov dword ptr [rip + {bkl_holder}], -1
+    lock add dword ptr [rip + {bkl_lock} + 4], 1
     pop rax
     pop rbx
     pop rcx
@@ -320,6 +325,9 @@ hsync_exit_to_user:
     .globl hsync_iret_to_user
     .type hsync_iret_to_user, @function
 hsync_iret_to_user:
+    // Release the big kernel lock (as at label 6 above).
+    mov dword ptr [rip + {bkl_holder}], -1
+    lock add dword ptr [rip + {bkl_lock} + 4], 1
     push {user_ss}
     push qword ptr [rdi + 128]
     push qword ptr [rdi + 136]
@@ -416,6 +424,10 @@ hsync_context_start:
     user_cs = const gdt::USER_CS,
     dispatch = sym syscall_dispatch,
     fast = sym syscall_fast,
+    site_syscall = const bkl::Site::Syscall as u64,
+    bkl_acquire = sym bkl::acquire,
+    bkl_holder = sym bkl::HOLDER,
+    bkl_lock = sym bkl::LOCK,
     fast_a = const crate::syscall::FAST_SYSCALLS[0],
     fast_b = const crate::syscall::FAST_SYSCALLS[1],
 );
@@ -684,6 +696,7 @@ const CR3_NOFLUSH: u64 = 1 << 63;
 pub unsafe fn load_address_space(cr3: u64) {
     let cr3 = cr3 & CR3_ADDR;
     if read_cr3() & CR3_ADDR == cr3 {
+        cpu_local().set_loaded_cr3(cr3);
         return;
     }
     // SAFETY: forwarded contract.
@@ -707,6 +720,91 @@ pub unsafe fn switch_address_space(cr3: u64) {
     // SAFETY: per the contract the new PML4 maps the kernel half (including this code and
     // stack) identically; PCID bits are only set with CR4.PCIDE on.
     unsafe { asm!("mov cr3, {}", in(reg) value, options(nostack, preserves_flags)) };
+    cpu_local().set_loaded_cr3(cr3);
+}
+
+/// The PML4 this CPU has loaded (as published by the address-space switches).
+#[inline(always)]
+pub fn loaded_cr3() -> u64 {
+    cpu_local().loaded_cr3()
+}
+
+/// The CPUs (a mask, this one excluded) that may hold translations of address space `cr3`:
+/// those that have it loaded; with PCID every other CPU (tags outlive the load); for the
+/// kernel half (`cr3 == 0`, global mappings) every other CPU.
+fn holders(cr3: u64) -> u64 {
+    let others = super::smp::others();
+    if cr3 == 0 || pcid_enabled() {
+        return others;
+    }
+    (0..percpu::MAX_CPUS)
+        .filter(|&i| others & (1 << i) != 0)
+        .filter(|&i| percpu::cpu_block(i).is_some_and(|b| b.loaded_cr3() == cr3 & CR3_ADDR))
+        .fold(0, |m, i| m | 1 << i)
+}
+
+/// TLB shootdown: after this CPU changed or removed the mappings of `pages` pages at `va` in
+/// address space `cr3` (0: the kernel half) and flushed its own TLB, invalidates them on every
+/// other CPU that may hold them and waits until all did. Call with the big kernel lock held,
+/// before the frames are reused.
+pub fn shootdown(cr3: u64, va: u64, pages: u64) {
+    let cpus = holders(cr3);
+    if cpus != 0 {
+        super::smp::call_many(cpus, super::smp::Call::Flush { cr3, va, pages });
+    }
+}
+
+/// Like [`shootdown`] for kernel-half pages that only the CPUs in `cpus` (a mask) may have
+/// cached (a kernel stack: the CPUs that mapped or ran on it).
+pub fn shootdown_on(cpus: u64, va: u64, pages: u64) {
+    let cpus = cpus & super::smp::others();
+    if cpus != 0 {
+        super::smp::call_many(cpus, super::smp::Call::Flush { cr3: 0, va, pages });
+    }
+}
+
+/// Before address space `cr3` is freed: every other CPU that has it loaded loads the kernel's
+/// PML4 (and with PCID drops its tag); waits until all did.
+pub fn leave_everywhere(cr3: u64) {
+    let cpus = holders(cr3);
+    if cpus != 0 {
+        super::smp::call_many(cpus, super::smp::Call::Leave { cr3 });
+    }
+}
+
+/// A remote call's flush on this CPU (see [`shootdown`]).
+pub(super) fn flush_local(cr3: u64, va: u64, pages: u64) {
+    const FULL_FLUSH_PAGES: u64 = 64;
+    let cr3 = cr3 & CR3_ADDR;
+    if cr3 != 0 && read_cr3() & CR3_ADDR != cr3 {
+        // Not loaded: only a PCID tag can hold it.
+        forget_address_space(cr3);
+        return;
+    }
+    if pages > FULL_FLUSH_PAGES && cr3 != 0 {
+        forget_address_space(cr3);
+        if !pcid_enabled() {
+            let current = read_cr3();
+            // SAFETY: reloading the same PML4 only flushes the non-global TLB entries.
+            unsafe { asm!("mov cr3, {}", in(reg) current, options(nostack, preserves_flags)) };
+        }
+        return;
+    }
+    for i in 0..pages {
+        super::paging::flush(va + i * 4096);
+    }
+}
+
+/// A remote call's leave on this CPU (see [`leave_everywhere`]).
+pub(super) fn leave_local(cr3: u64) {
+    let cr3 = cr3 & CR3_ADDR;
+    if read_cr3() & CR3_ADDR == cr3 {
+        let root = crate::mm::vmm::root();
+        // SAFETY: the kernel's PML4 maps the kernel half, all this CPU uses until it picks a
+        // thread again (a user thread of the freed space has been killed).
+        unsafe { switch_address_space(root) };
+    }
+    forget_address_space(cr3);
 }
 
 /// Drops this CPU's cached translations for the address space `cr3`: call it after removing

@@ -75,6 +75,7 @@ mod peer_death;
 mod power;
 mod serve;
 pub mod teardown;
+mod smp;
 
 pub mod idl;
 
@@ -185,6 +186,7 @@ pub fn run(elf: &[u8], args: StartArgs) -> i32 {
         .chain(exhaustion::TESTS)
         .chain(churn::TESTS)
         .chain(serve::TESTS)
+        .chain(smp::TESTS)
     {
         r.run(&mut ctx, name, f);
     }
