@@ -147,12 +147,29 @@ pub fn revoke_unheld(p: &Arc<Process>, range: &Arc<IoPortRange>) {
     match p.io.remove(Arc::as_ptr(range) as usize) {
         Ok(false) => {}
         Ok(true) => {
-            let mut l = LOADED.lock();
+            let mut l = LOADED[cpu_index()].lock();
             if l.pid == p.id {
                 install(&mut l, p.id, p.io.snapshot());
             }
+            drop(l);
+            // Another CPU with this process's bitmap loaded reloads it at its next switch
+            // (docs/smp.md: until then a thread of it running there keeps the old ports).
+            forget_elsewhere(p.id);
         }
         Err(_) => p.end(hsync_abi::ExitStatus::Killed, None),
+    }
+}
+
+/// Makes every other CPU that has process `pid`'s port bitmap loaded reload it at its next
+/// switch to that process.
+fn forget_elsewhere(pid: u64) {
+    for (i, l) in LOADED.iter().enumerate() {
+        if i != cpu_index() {
+            let mut l = l.lock();
+            if l.pid == pid {
+                l.pid = u64::MAX;
+            }
+        }
     }
 }
 
@@ -308,14 +325,7 @@ pub fn call(p: &Arc<Process>, nr: Sysnum, a: [u64; 6]) -> Result<[u64; 6], Error
             // The caller's process is the one running on this CPU: allow its ports now. Other
             // CPUs that have this process's bitmap loaded reload it at their next switch.
             install(&mut LOADED[cpu_index()].lock(), p.id, p.io.snapshot());
-            for (i, l) in LOADED.iter().enumerate() {
-                if i != cpu_index() {
-                    let mut l = l.lock();
-                    if l.pid == p.id {
-                        l.pid = u64::MAX;
-                    }
-                }
-            }
+            forget_elsewhere(p.id);
             Ok([0; 6])
         }
         Sysnum::IrqCreate => {

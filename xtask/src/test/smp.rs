@@ -2,16 +2,19 @@
 //! `smp_*` ones spread over four CPUs), and a panic on an AP that must stop every CPU and give
 //! exactly one report naming that CPU.
 
-use super::{Case, check, judge_panic, judge_user};
+use super::kernel::judge_panic;
+use super::user::judge_user;
+use super::{Case, check};
 use crate::qemu::{Captured, Machine};
 
 /// CPUs of the `smp` suite.
 pub const CPUS: u32 = 4;
 
-/// A four-CPU machine.
+/// The user suite's machine with four CPUs.
 pub fn machine() -> Machine {
     Machine {
         smp: CPUS,
+        memory_mib: 1024,
         ..Machine::default()
     }
 }

@@ -76,6 +76,7 @@ mod power;
 mod serve;
 pub mod teardown;
 mod smp;
+pub mod teardown;
 
 pub mod idl;
 
