@@ -1,11 +1,12 @@
-//! The local APIC: mode selection (x2APIC when CPUID has it, else xAPIC through MMIO), the
-//! periodic scheduler timer calibrated against the TSC, EOI, and the spurious/error vectors.
+//! The local APIC: mode selection (x2APIC when CPUID has it, else xAPIC through MMIO), each
+//! CPU's enable ([`init`], on every CPU), the periodic scheduler timer calibrated once against
+//! the TSC and programmed per CPU, EOI, IPIs (fixed, INIT, STARTUP, NMI to all others), and the
+//! spurious/error vectors.
 //!
-//! Own small driver rather than the `x2apic` crate: that crate's `LocalApic` is a stateful,
-//! `!Send` object that would have to live in per-CPU storage or behind a forced-`Send` lock, and
-//! the kernel needs only a handful of registers. Here the APIC is stateless apart from a global
-//! mode (the same on every CPU), and each register access is one `wrmsr`/`rdmsr` (x2APIC:
-//! MSR `0x800 + offset / 16`) or one volatile MMIO access (xAPIC: base + offset).
+//! Own small driver rather than the `x2apic` crate (why: docs/smp.md, "LAPIC"). The APIC is
+//! stateless apart from a global mode (the same on every CPU), and each register access is one
+//! `wrmsr`/`rdmsr` (x2APIC: MSR `0x800 + offset / 16`) or one volatile MMIO access (xAPIC:
+//! base + offset; each CPU sees its own LAPIC at the same address).
 //!
 //! Vectors: [`TIMER_VECTOR`] = 0x30 (first free vector above the masked PICs' 0x20..0x2f),
 //! [`ERROR_VECTOR`] = 0xfe, [`SPURIOUS_VECTOR`] = 0xff (its low nibble must be all ones on old
