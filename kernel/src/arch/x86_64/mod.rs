@@ -10,6 +10,8 @@
 //! (CR0.TS, #NM) in `fpu.rs`; per-CPU data and the `swapgs` discipline in `percpu.rs`; the APIC
 //! timer (vector 0x30) in `apic.rs`.
 
+use core::arch::asm;
+
 use spin::Once;
 
 use crate::boot::BootInfo;
@@ -292,7 +294,20 @@ pub fn provoke_fault(kind: &str) -> ! {
         _ => {
             #[allow(unconditional_recursion, reason = "the point: run into the guard page")]
             fn recurse(depth: u64) -> u64 {
-                core::hint::black_box(recurse(core::hint::black_box(depth + 1))) + 1
+                // An opaque register move (not `black_box`, which stores to the stack and would
+                // make the faulting write its inlined code): the only stack writes are this
+                // function's own call and prologue, so the report's frame #0 is `recurse`.
+                let mut d = depth.wrapping_add(1);
+                // SAFETY: an empty asm block that only claims to change `d`.
+                unsafe {
+                    asm!("/* {0} */", inout(reg) d, options(nomem, nostack, preserves_flags))
+                };
+                let mut r = recurse(d);
+                // SAFETY: as above, for the result (so the recursion cannot become a loop).
+                unsafe {
+                    asm!("/* {0} */", inout(reg) r, options(nomem, nostack, preserves_flags))
+                };
+                r
             }
             recurse(0);
             unreachable!("infinite recursion returned")
