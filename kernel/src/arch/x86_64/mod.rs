@@ -294,14 +294,12 @@ pub fn provoke_fault(kind: &str) -> ! {
         _ => {
             #[allow(unconditional_recursion, reason = "the point: run into the guard page")]
             fn recurse(depth: u64) -> u64 {
-                // An opaque register move (not `black_box`, which stores to the stack and would
-                // make the faulting write its inlined code): the only stack writes are this
-                // function's own call and prologue, so the report's frame #0 is `recurse`.
-                let mut d = depth.wrapping_add(1);
-                // SAFETY: an empty asm block that only claims to change `d`.
-                unsafe {
-                    asm!("/* {0} */", inout(reg) d, options(nomem, nostack, preserves_flags))
-                };
+                // Opaque register operations (not `black_box`, which stores to the stack, nor
+                // library helpers, which inline): the only stack writes are this function's own
+                // call and prologue, so the report's frame #0 is `recurse` itself.
+                let mut d = depth;
+                // SAFETY: increments a register; no memory, no flags the compiler relies on.
+                unsafe { asm!("inc {0}", inout(reg) d, options(nomem, nostack)) };
                 let mut r = recurse(d);
                 // SAFETY: as above, for the result (so the recursion cannot become a loop).
                 unsafe {
