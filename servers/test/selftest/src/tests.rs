@@ -74,7 +74,6 @@ mod lifetime;
 mod peer_death;
 mod power;
 mod serve;
-pub mod teardown;
 mod smp;
 pub mod teardown;
 
